@@ -1,0 +1,148 @@
+"""Image + mask datalists from files (NIfTI, NRRD, DICOM series folders), and the dispatcher of all readers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from .medmnist import medmnist_datalist
+from .phantoms import synthetic_datalist
+
+__all__ = ["json_datalist", "folder_datalist", "build_datalist"]
+
+_FILE_KEYS = ("image", "mask")
+
+
+def _check_files_exist(items: list[dict], origin: str) -> list[dict]:
+    missing = [f"{item.get('id', '?')}: {key} '{item[key]}'" for item in items for key in _FILE_KEYS
+               if key in item and not Path(item[key]).exists()]
+    if missing:
+        shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise FileNotFoundError(f"{len(missing)} file(s) listed by {origin} do not exist:\n  {shown}")
+    return items
+
+
+def json_datalist(path: str | Path, split: str = "training") -> list[dict]:
+    """A decathlon-style JSON datalist: ``{"training": [{"image": ..., "mask": ..., "label": 0, "id": ...}]}``.
+
+    Relative ``image`` and ``mask`` paths are resolved against the JSON file's folder. ``label`` is a class index
+    (segmentations go under ``mask``, unlike the Decathlon where ``label`` is the segmentation). Missing ids are
+    derived from the image file name. A plain JSON list is accepted as the split itself.
+    """
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read datalist '{path}': {err}") from err
+    entries = content if isinstance(content, list) else content.get(split)
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"datalist '{path}' has no non-empty list under '{split}'.")
+    items = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "image" not in entry:
+            raise ValueError(f"datalist '{path}', entry {i} of '{split}': expected a dict with an 'image' key.")
+        item = dict(entry)
+        for key in _FILE_KEYS:
+            if key in item:
+                item[key] = str((path.parent / item[key]).resolve())
+        item.setdefault("id", _case_id(Path(entry["image"])))
+        items.append(item)
+    return _check_files_exist(items, f"datalist '{path}'")
+
+
+def _case_id(image: Path) -> str:
+    name = image.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def folder_datalist(
+    root: str | Path,
+    image_glob: str = "images/*",
+    mask_replace: Sequence[str] | None = ("images", "masks"),
+    labels_csv: str = "labels.csv",
+) -> list[dict]:
+    """Pair images with masks by a path rule.
+
+    Every path under ``root`` matching ``image_glob`` is an image (a file, or a folder holding one DICOM series);
+    its mask is the same relative path with ``mask_replace[0]`` replaced by ``mask_replace[1]`` (no masks when
+    ``mask_replace`` is None). Examples:
+
+    * default layout ``images/<case>.nii.gz`` + ``masks/<case>.nii.gz``;
+    * PyRadiomics test cases: ``image_glob="*_image.nrrd"``, ``mask_replace=("_image", "_label")``;
+    * BraTS (DeepMedic layout): ``image_glob="**/Flair_subtrMeanDivStd.nii.gz"``,
+      ``mask_replace=("Flair_subtrMeanDivStd", "OTMultiClass")`` (any non-zero label is tumour).
+
+    The case id is the image's relative path without extension (``/`` becomes ``_``) when the glob recurses, else
+    its file name without extension. An optional ``labels.csv`` (columns ``id,label``) adds class labels.
+    """
+    root = Path(root)
+    images = sorted(p for p in root.glob(image_glob) if p.is_file() or p.is_dir())
+    if not images:
+        raise FileNotFoundError(f"no images matching '{image_glob}' under '{root}'.")
+    labels = _read_labels(root / labels_csv) if (root / labels_csv).is_file() else {}
+    items = []
+    for image in images:
+        rel = image.relative_to(root)
+        case = _case_id(rel).replace("/", "_") if "**" in image_glob else _case_id(image)
+        item: dict = {"image": str(image), "id": case}
+        if mask_replace is not None:
+            old, new = mask_replace
+            if old not in str(rel):
+                raise ValueError(f"cannot derive the mask of '{image}': '{old}' does not occur in '{rel}'.")
+            item["mask"] = str(root / str(rel).replace(old, new))
+        if case in labels:
+            item["label"] = labels[case]
+        items.append(item)
+    return _check_files_exist(items, f"folder '{root}' (image_glob={image_glob!r}, mask_replace={mask_replace!r})")
+
+
+def _read_labels(path: Path) -> dict[str, int]:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"id", "label"} <= set(rows[0]):
+        raise ValueError(f"'{path}' must have the columns 'id' and 'label', has {list(rows[0])}.")
+    return {row["id"]: int(row["label"]) for row in rows}
+
+
+def build_datalist(
+    dataset_dir: str | Path | None = None,
+    split: str = "train",
+    image_glob: str = "images/*",
+    mask_replace: Sequence[str] | None = ("images", "masks"),
+    limit: int | None = None,
+    synthetic: dict | None = None,
+) -> list[dict]:
+    """The datalist for whatever ``dataset_dir`` points at.
+
+    * ``None``: synthetic phantoms (:func:`~medssl_monai.data.synthetic_datalist` with the ``synthetic`` kwargs);
+    * an ``.npz`` file, or a folder holding exactly one: MedMNIST (``split`` is ``train``/``val``/``test``);
+    * a ``.json`` file: a datalist (``split`` ``train`` reads the ``training`` list, others their own name);
+    * any other folder: :func:`folder_datalist` with ``image_glob`` and ``mask_replace``.
+
+    ``limit`` keeps the first ``limit`` cases (quick runs and tests).
+    """
+    if dataset_dir is None or str(dataset_dir) == "":
+        items = synthetic_datalist(**(synthetic or {}))
+    else:
+        path = Path(dataset_dir).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"dataset_dir '{path}' does not exist.")
+        npz = [path] if path.suffix == ".npz" else (sorted(path.glob("*.npz")) if path.is_dir() else [])
+        if len(npz) > 1:
+            raise ValueError(
+                f"dataset_dir '{path}' holds several npz files ({[p.name for p in npz]}): pass one of them."
+            )
+        if npz:
+            items = medmnist_datalist(npz[0], split=split, limit=limit)
+        elif path.suffix == ".json":
+            items = json_datalist(path, split="training" if split == "train" else split)
+        elif path.is_dir():
+            items = folder_datalist(path, image_glob=image_glob, mask_replace=mask_replace)
+        else:
+            raise ValueError(f"dataset_dir '{path}' is neither a folder, an .npz nor a .json datalist.")
+    return items if limit is None else items[: int(limit)]

@@ -1,0 +1,44 @@
+"""MedMNIST npz reader (Yang et al., Scientific Data 2023): keys ``{train,val,test}_{images,labels}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["medmnist_datalist", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
+
+
+def medmnist_datalist(path: str | Path, split: str = "train", limit: int | None = None) -> list[dict]:
+    """Datalist of one split of a MedMNIST npz file.
+
+    Items hold the image array as stored (``(D, H, W)`` for 3D sets, ``(H, W)`` for 2D), its class index and an id
+    ``"<split>_<index>"``. MedMNIST volumes have no masks. ``limit`` keeps the first ``limit`` cases.
+    """
+    path = Path(path)
+    if split not in SPLITS:
+        raise ValueError(f"MedMNIST split must be one of {SPLITS}, got {split!r}.")
+    try:
+        archive = np.load(path)
+    except Exception as err:  # corrupt zip, not an npz ...
+        raise ValueError(f"cannot read MedMNIST file '{path}': {err}") from err
+    with archive:
+        keys = (f"{split}_images", f"{split}_labels")
+        missing = [k for k in keys if k not in archive.files]
+        if missing:
+            raise ValueError(f"'{path}' is not a MedMNIST npz: keys {missing} missing (has {sorted(archive.files)}).")
+        images, labels = archive[keys[0]], archive[keys[1]].reshape(len(archive[keys[1]]), -1)
+    if len(images) != len(labels):
+        raise ValueError(f"'{path}': {len(images)} {split} images but {len(labels)} labels.")
+    count = len(images) if limit is None else min(int(limit), len(images))
+    return [
+        {
+            "image": images[i],
+            "label": int(labels[i, 0]),
+            "id": f"{split}_{i:05d}",
+            "source": f"{path.name}[{split}_images {i}]",
+        }
+        for i in range(count)
+    ]

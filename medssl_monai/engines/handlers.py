@@ -1,0 +1,267 @@
+"""Ignite handlers for SSL training and embedding export, attachable from bundle configs (``attach(engine)``)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader, CheckpointSaver
+
+__all__ = [
+    "ProgressBar",
+    "EpochAverage", "EmbeddingHealth", "DataWaitTimer", "ResumableCheckpoint", "EmbeddingWriter", "effective_rank"]
+
+logger = logging.getLogger(__name__)
+
+
+class ProgressBar:
+    """A tqdm progress bar per epoch showing ``output_key`` (the loss; None: no value), Ignite's ``ProgressBar``
+    with a MONAI-style ``attach(engine)``."""
+
+    def __init__(self, output_key: str | None = "loss", persist: bool = True) -> None:
+        self.output_key = output_key
+        self.persist = persist
+
+    def _transform(self, output: dict) -> dict[str, float]:
+        return {self.output_key: float(output[self.output_key])}
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.handlers import ProgressBar as IgniteProgressBar
+
+        transform = self._transform if self.output_key else None
+        IgniteProgressBar(persist=self.persist).attach(engine, output_transform=transform)
+
+
+def effective_rank(embeddings: torch.Tensor) -> float:
+    """Effective rank ``exp(H(sigma / sum sigma))`` of centred embeddings (Roy & Vetterli, EUSIPCO 2007).
+
+    1 for a collapsed (rank-one) set, up to ``min(N, D)`` for a set that fills every direction equally.
+    """
+    x = embeddings.double() - embeddings.double().mean(0, keepdim=True)
+    s = torch.linalg.svdvals(x)
+    if float(s.sum()) <= 0:
+        return 1.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+class EmbeddingHealth:
+    """Watch for representation collapse: embedding statistics over each epoch, into ``engine.state.metrics``.
+
+    * ``embedding_std``: mean over dimensions of the per-dimension std of L2-normalised embeddings. SimSiam
+      (Chen & He, CVPR 2021, Sec. 4.1) shows it stays near ``1/sqrt(D)`` when healthy and drops to 0 on collapse;
+    * ``embedding_std_ratio``: ``embedding_std * sqrt(D)`` (about 1 healthy, about 0 collapsed);
+    * ``embedding_effective_rank``: :func:`effective_rank` of the epoch's embeddings.
+
+    Attach it before ``StatsHandler`` / ``TensorBoardStatsHandler`` so they print and plot these every epoch.
+    A ratio under ``warn_below`` logs a warning. At most ``max_samples`` recent embeddings are kept.
+    """
+
+    def __init__(self, output_key: str = "embedding", max_samples: int = 4096, warn_below: float = 0.1) -> None:
+        self.output_key = output_key
+        self.max_samples = max_samples
+        self.warn_below = warn_below
+        self._buffer: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._compute)
+
+    def _reset(self, engine: Engine) -> None:
+        self._buffer = []
+
+    def _collect(self, engine: Engine) -> None:
+        self._buffer.append(engine.state.output[self.output_key].detach().float().cpu())
+        if sum(len(b) for b in self._buffer) > 2 * self.max_samples:
+            self._buffer = [torch.cat(self._buffer)[-self.max_samples :]]
+
+    def _compute(self, engine: Engine) -> None:
+        if not self._buffer:
+            return
+        stats = self.statistics(torch.cat(self._buffer)[-self.max_samples :])
+        engine.state.metrics.update(stats)
+        if stats["embedding_std_ratio"] < self.warn_below:
+            logger.warning(
+                "Epoch %d: embedding std ratio %.3f < %.2f: the representation may be collapsing.",
+                engine.state.epoch, stats["embedding_std_ratio"], self.warn_below,
+            )
+
+    @staticmethod
+    def statistics(embeddings: torch.Tensor) -> dict[str, float]:
+        z = torch.nn.functional.normalize(embeddings.float(), dim=1)
+        std = float(z.std(0).mean()) if len(z) > 1 else 0.0
+        return {
+            "embedding_std": std,
+            "embedding_std_ratio": std * math.sqrt(z.shape[1]),
+            "embedding_effective_rank": effective_rank(embeddings) if len(z) > 1 else 1.0,
+        }
+
+
+class EpochAverage:
+    """Mean of ``engine.state.output[output_key]`` over each epoch, as ``engine.state.metrics[name]`` (Ignite's
+    ``Average``), so that ``StatsHandler`` and ``TensorBoardStatsHandler`` report the epoch loss."""
+
+    def __init__(self, output_key: str = "loss", name: str = "train_loss_epoch") -> None:
+        self.output_key = output_key
+        self.name = name
+
+    def _transform(self, output: dict) -> torch.Tensor:
+        return torch.as_tensor(output[self.output_key]).detach().float()
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.metrics import Average
+
+        Average(output_transform=self._transform).attach(engine, self.name)
+
+
+class DataWaitTimer:
+    """Share of each epoch's wall time spent waiting for the data loader, as ``engine.state.metrics["data_wait_share"]``.
+
+    The wait is the time between Ignite's ``GET_BATCH_STARTED`` and ``GET_BATCH_COMPLETED``; the epoch time runs from
+    ``EPOCH_STARTED`` to ``EPOCH_COMPLETED``. Near 0 means the model is the bottleneck, near 1 the data pipeline.
+    """
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.GET_BATCH_STARTED, self._batch_started)
+        engine.add_event_handler(Events.GET_BATCH_COMPLETED, self._batch_completed)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+
+    def _epoch_started(self, engine: Engine) -> None:
+        self._epoch_t0, self._wait = time.perf_counter(), 0.0
+
+    def _batch_started(self, engine: Engine) -> None:
+        self._batch_t0 = time.perf_counter()
+
+    def _batch_completed(self, engine: Engine) -> None:
+        self._wait += time.perf_counter() - self._batch_t0
+
+    def _epoch_completed(self, engine: Engine) -> None:
+        total = time.perf_counter() - self._epoch_t0
+        engine.state.metrics["data_wait_share"] = self._wait / total if total > 0 else 0.0
+        engine.state.metrics["epoch_seconds"] = total
+
+
+_EPOCH = re.compile(r"epoch=(\d+)")
+
+
+class ResumableCheckpoint:
+    """Save a resumable checkpoint every ``save_interval`` epochs and resume from the newest one at start.
+
+    The checkpoint holds ``objects`` (model, optimizer, LR scheduler ...) plus the trainer's own state (epoch and
+    iteration counters), which is added at ``attach`` (a config cannot reference the trainer from its handlers).
+    Restarting a killed run with the same command continues from its last completed epoch; with no checkpoint in
+    ``save_dir`` it starts from scratch; a larger ``--epochs`` extends a finished run. Saving is MONAI's
+    :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never a half-written
+    checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader` (``torch.load(weights_only=True)``).
+    Files are ``<save_dir>/checkpoint_epoch=<N>.pt``; the newest ``n_saved`` are kept.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        objects: dict,
+        save_interval: int = 1,
+        n_saved: int = 2,
+        map_location: str | None = "cpu",
+    ) -> None:
+        self.save_dir = Path(save_dir)
+        self.objects = dict(objects)
+        self.save_interval = save_interval
+        self.n_saved = n_saved
+        self.map_location = map_location
+
+    def latest(self) -> Path | None:
+        """The checkpoint of the highest epoch in ``save_dir``, or None."""
+        found = [(int(m.group(1)), p) for p in self.save_dir.glob("*.pt") if (m := _EPOCH.search(p.name))]
+        return max(found)[1] if found else None
+
+    def attach(self, engine: Engine) -> None:
+        objects = {**self.objects, "trainer": engine}
+        path = self.latest()
+        if path is None:
+            logger.info("No checkpoint in %s: starting from scratch.", self.save_dir)
+        else:
+            logger.info("Resuming from %s.", path)
+            CheckpointLoader(load_path=str(path), load_dict=objects, map_location=self.map_location).attach(engine)
+        CheckpointSaver(
+            save_dir=str(self.save_dir),
+            save_dict=objects,
+            save_interval=self.save_interval,
+            epoch_level=True,
+            n_saved=self.n_saved,
+        ).attach(engine)
+
+
+class EmbeddingWriter:
+    """Write one embedding per case with its id: ``<output_dir>/<filename>`` (CSV: ``id, [label,] f0 .. f{D-1}``).
+
+    Collects ``engine.state.output[output_key]`` and the batch's ``id`` (and ``label`` when present) over the run and
+    writes at completion to a temporary file renamed into place, so an interrupted run leaves no half-written file.
+    Cases the dataset could not load (see :class:`~medssl_monai.data.ReportingDataset`) are listed in
+    ``<stem>_errors.csv`` with their error and left out of the embeddings; the good cases are all written.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, filename: str = "embeddings.csv", output_key: str = "pred") -> None:
+        self.path = Path(output_dir) / filename
+        self.output_key = output_key
+        self.rows: list[list] = []
+        self.errors: list[tuple[str, str]] = []
+        self.has_label = False
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self.rows, self.errors, self.has_label = [], [], False
+
+    def _collect(self, engine: Engine) -> None:
+        batch = engine.state.batch
+        self.errors.extend(batch.get("errors", []))
+        pred = engine.state.output.get(self.output_key) if engine.state.output else None
+        if pred is None:
+            return
+        pred = torch.as_tensor(pred).detach().float().cpu().reshape(len(batch["id"]), -1)
+        labels = batch.get("label")
+        self.has_label = labels is not None
+        for i, case in enumerate(batch["id"]):
+            label = [int(torch.as_tensor(labels[i]))] if labels is not None else []
+            self.rows.append([case, *label, *pred[i].tolist()])
+
+    def _write(self, engine: Engine) -> None:
+        dim = len(self.rows[0]) - 1 - int(self.has_label) if self.rows else 0
+        header = ["id", *(["label"] if self.has_label else []), *[f"f{i}" for i in range(dim)]]
+        _atomic_csv(self.path, header, self.rows)
+        logger.info("Wrote %d embeddings of size %d to %s.", len(self.rows), dim, self.path)
+        if self.errors:
+            err_path = self.path.with_name(self.path.stem + "_errors.csv")
+            _atomic_csv(err_path, ["id", "error"], self.errors)
+            logger.error("%d case(s) failed and were skipped (listed in %s):", len(self.errors), err_path)
+            for case, message in self.errors:
+                logger.error("  %s: %s", case, message)
+
+
+def _atomic_csv(path: Path, header: list, rows: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,104 @@
+"""A MONAI trainer for joint-embedding SSL: several views in, one loss over the network's named outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.data import MetaTensor
+from monai.engines import SupervisedTrainer
+from monai.engines.utils import IterationEvents
+
+__all__ = ["SSLTrainer"]
+
+
+def _plain(x) -> torch.Tensor:
+    """A plain tensor (MetaTensor metadata is not needed past the data pipeline and slows every op)."""
+    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
+
+
+class SSLTrainer(SupervisedTrainer):
+    """:class:`monai.engines.SupervisedTrainer` whose iteration runs an SSL method instead of image -> label.
+
+    Each iteration moves the views ``view_keys`` of the batch to the device, runs the network on each view (an
+    :class:`~medssl_monai.networks.SSLNetwork` returning ``{"embedding", "projection", "prediction"}``) and calls::
+
+        loss_function(*[out[k] for k in loss_input_keys for out in view_outputs], weight=batch[weight_key])
+
+    so SimSiam (``loss_input_keys=("prediction", "projection")`` -> ``loss(p1, p2, z1, z2)``) and SimCLR-style
+    losses (``("projection",)`` -> ``loss(z1, z2)``) share this engine. ``weight`` is passed only when the batch
+    carries per-sample weights (RE re-weighting). Everything else (handlers, AMP, events, ``optim_set_to_none``)
+    is MONAI's. ``engine.state.output`` holds ``loss`` and the first view's ``embedding`` (detached) for handlers.
+
+    Args:
+        view_keys: batch keys of the views.
+        loss_input_keys: network output names passed to the loss, each for every view in order.
+        weight_key: batch key of optional per-sample loss weights.
+        memory_format: ``"channels_last_3d"`` (or ``"channels_last"`` in 2D) converts the network's weights and
+            every view to that layout; ``None`` keeps PyTorch's default (contiguous).
+        kwargs: :class:`~monai.engines.SupervisedTrainer` arguments (``decollate`` defaults to False here).
+    """
+
+    def __init__(
+        self,
+        *args,
+        view_keys: Sequence[str] = ("view1", "view2"),
+        loss_input_keys: Sequence[str] = ("prediction", "projection"),
+        weight_key: str = "weight",
+        memory_format: str | None = None,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("decollate", False)
+        super().__init__(*args, **kwargs)
+        self.view_keys = tuple(view_keys)
+        self.loss_input_keys = tuple(loss_input_keys)
+        self.weight_key = weight_key
+        self.memory_format = getattr(torch, memory_format) if memory_format else torch.contiguous_format
+        if memory_format:
+            self.network.to(memory_format=self.memory_format)
+
+    def _views(self, engine: SSLTrainer, batchdata: dict) -> list[torch.Tensor]:
+        missing = [k for k in self.view_keys if k not in batchdata]
+        if missing:
+            raise KeyError(f"SSLTrainer: batch has no {missing} (keys: {list(batchdata)}); check the view generator.")
+        return [
+            _plain(batchdata[k])
+            .to(engine.state.device, non_blocking=engine.non_blocking)
+            .contiguous(memory_format=self.memory_format)
+            for k in self.view_keys
+        ]
+
+    def _iteration(self, engine: SSLTrainer, batchdata: dict) -> dict:  # type: ignore[override]
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        views = self._views(engine, batchdata)
+        kwargs = {}
+        if self.weight_key in batchdata:
+            kwargs["weight"] = _plain(batchdata[self.weight_key]).to(engine.state.device)
+        engine.state.output = {}
+
+        def _forward_loss() -> None:
+            outputs = [engine.network(v) for v in views]
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+            inputs = [out[k] for k in self.loss_input_keys for out in outputs]
+            engine.state.output["loss"] = engine.loss_function(*inputs, **kwargs)
+            engine.state.output["embedding"] = outputs[0]["embedding"].detach()
+            engine.fire_event(IterationEvents.LOSS_COMPLETED)
+
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        if engine.amp and engine.scaler is not None:
+            with torch.autocast("cuda", **engine.amp_kwargs):
+                _forward_loss()
+            engine.scaler.scale(engine.state.output["loss"]).backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.scaler.step(engine.optimizer)
+            engine.scaler.update()
+        else:
+            _forward_loss()
+            engine.state.output["loss"].backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.optimizer.step()
+        engine.state.output["loss"] = engine.state.output["loss"].detach()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return engine.state.output

@@ -1,0 +1,7 @@
+"""Backbones, heads and their composition into SSL networks (backbone + heads, composed, not subclassed)."""
+
+from .encoders import SiamEncoder3D
+from .heads import MLPHead, PredictionHead
+from .ssl import SSLNetwork
+
+__all__ = ["SiamEncoder3D", "MLPHead", "PredictionHead", "SSLNetwork"]

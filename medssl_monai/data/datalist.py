@@ -77,18 +77,20 @@ def folder_datalist(
     * BraTS (DeepMedic layout): ``image_glob="**/Flair_subtrMeanDivStd.nii.gz"``,
       ``mask_replace=("Flair_subtrMeanDivStd", "OTMultiClass")`` (any non-zero label is tumour).
 
-    The case id is the image's relative path without extension (``/`` becomes ``_``) when the glob recurses, else
-    its file name without extension. An optional ``labels.csv`` (columns ``id,label``) adds class labels.
+    The case id is the image's file name without extension, or, when those are not unique (BraTS: every case has a
+    ``Flair_subtrMeanDivStd.nii.gz``), its relative path without extension with ``/`` replaced by ``_``. An optional ``labels.csv`` (columns ``id,label``) adds class labels.
     """
     root = Path(root)
     images = sorted(p for p in root.glob(image_glob) if p.is_file() or p.is_dir())
     if not images:
         raise FileNotFoundError(f"no images matching '{image_glob}' under '{root}'.")
     labels = _read_labels(root / labels_csv) if (root / labels_csv).is_file() else {}
+    stems = [_case_id(p) for p in images]
+    unique = len(set(stems)) == len(stems)
     items = []
-    for image in images:
+    for image, stem in zip(images, stems):
         rel = image.relative_to(root)
-        case = _case_id(rel).replace("/", "_") if "**" in image_glob else _case_id(image)
+        case = stem if unique else str(rel.with_name(stem)).replace("/", "_")
         item: dict = {"image": str(image), "id": case}
         if mask_replace is not None:
             old, new = mask_replace

@@ -10,8 +10,8 @@ __all__ = ["ReportingDataset", "collate_reporting", "root_cause"]
 
 
 def root_cause(err: BaseException) -> str:
-    """The innermost message of an exception chain (MONAI's ``Compose`` wraps transform errors in RuntimeErrors)."""
-    while err.__cause__ is not None:
+    """The message of the error a transform raised, unwrapped from MONAI's ``applying transform ...`` RuntimeErrors."""
+    while err.__cause__ is not None and isinstance(err, RuntimeError) and str(err).startswith("applying transform"):
         err = err.__cause__
     return f"{type(err).__name__}: {err}"
 

@@ -181,10 +181,18 @@ class ResumableCheckpoint:
         self.n_saved = n_saved
         self.map_location = map_location
 
+    def _saved(self) -> list[tuple[int, Path]]:
+        return sorted((int(m.group(1)), p) for p in self.save_dir.glob("*.pt") if (m := _EPOCH.search(p.name)))
+
     def latest(self) -> Path | None:
         """The checkpoint of the highest epoch in ``save_dir``, or None."""
-        found = [(int(m.group(1)), p) for p in self.save_dir.glob("*.pt") if (m := _EPOCH.search(p.name))]
-        return max(found)[1] if found else None
+        saved = self._saved()
+        return saved[-1][1] if saved else None
+
+    def _prune(self, engine: Engine) -> None:
+        """Keep the newest ``n_saved`` across restarts (Ignite counts only the files of its own run)."""
+        for _, path in self._saved()[: -self.n_saved]:
+            path.unlink(missing_ok=True)
 
     def attach(self, engine: Engine) -> None:
         objects = {**self.objects, "trainer": engine}
@@ -201,6 +209,7 @@ class ResumableCheckpoint:
             epoch_level=True,
             n_saved=self.n_saved,
         ).attach(engine)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
 
 
 class EmbeddingWriter:

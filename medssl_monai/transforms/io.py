@@ -64,6 +64,11 @@ class LoadVolumed(MapTransform):
                 raise ValueError(f"{self._describe(d, key)} cannot be read: {type(err).__name__}: {err}") from err
         else:
             arr = torch.as_tensor(np.asarray(value))
+            if arr.ndim not in (self.spatial_dims, self.spatial_dims + 1):
+                raise ValueError(
+                    f"{self._describe(d, key)} has {arr.ndim} dimensions (shape {tuple(arr.shape)}), but this workflow "
+                    f"needs {self.spatial_dims}D volumes: arrays of shape (D, H, W) or channel-first (C, D, H, W)."
+                )
             img = MetaTensor(arr[None] if arr.ndim == self.spatial_dims else arr)
         if img.ndim - 1 != self.spatial_dims:
             raise ValueError(

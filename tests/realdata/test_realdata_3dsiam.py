@@ -1,0 +1,89 @@
+"""Real-data tier: the 3dsiam bundle and its readers on ../shared/data (MEDSSL_DATA_DIR)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+from conftest import BUNDLE_3DSIAM
+from medssl_monai.data import build_datalist, folder_datalist
+from medssl_monai.transforms import LesionCropd, LoadVolumed
+
+pytestmark = pytest.mark.realdata
+CONFIGS = BUNDLE_3DSIAM / "configs"
+
+
+def _run(name, output_dir, **override):
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / f"{name}.json"),
+        workflow_type="train" if name == "train" else "infer",
+        logging_file=False,
+        **{"num_workers": 0, "device": "cpu", "output_dir": str(output_dir), **override},
+    )
+    wf.initialize()
+    wf.run()
+    return wf
+
+
+def test_one_short_epoch_on_adrenalmnist3d(shared_data, tmp_path):
+    npz = shared_data / "adrenalmnist3d" / "adrenalmnist3d.npz"
+    wf = _run("train", tmp_path, dataset_dir=str(npz), limit=24, epochs=1)
+    state = wf.trainer.state
+    assert state.iteration == 4  # 24 volumes, batch 6
+    assert -1.0 <= float(state.metrics["train_loss_epoch"]) <= 1.0
+    assert state.metrics["embedding_std_ratio"] > 0
+    encoder = tmp_path / "models" / "model.pt"
+    assert encoder.is_file()
+
+    out = tmp_path / "embed"
+    _run("inference", out, dataset_dir=str(npz), split="val", limit=10, ckpt=str(encoder))
+    rows = list(csv.reader((out / "embeddings.csv").open()))
+    assert [r[0] for r in rows[1:]] == [f"val_{i:05d}" for i in range(10)]
+    labels = np.load(npz)["val_labels"][:10, 0]
+    assert [int(r[1]) for r in rows[1:]] == labels.tolist()
+    assert np.isfinite(np.array(rows[1:])[:, 2:].astype(float)).all()
+
+
+def test_brats_flair_lesion_crop_and_embedding(shared_data, tmp_path):
+    root = shared_data / "brats2015_subset"
+    glob, replace = "**/Flair_subtrMeanDivStd.nii.gz", ["Flair_subtrMeanDivStd", "OTMultiClass"]
+    items = folder_datalist(root, image_glob=glob, mask_replace=replace)
+    assert len(items) == 6 and len({i["id"] for i in items}) == 6
+    d = LesionCropd(roi_size=96)(LoadVolumed()(items[0]))
+    assert d["image"].shape == d["mask"].shape == (1, 96, 96, 96)
+    centroid = torch.nonzero(d["mask"][0]).float().mean(0)
+    assert torch.all((centroid - 48).abs() <= 1.0)
+
+    encoder = tmp_path / "model.pt"
+    torch.save(_encoder().state_dict(), encoder)
+    _run("inference", tmp_path, dataset_dir=str(root), image_glob=glob, mask_replace=replace, limit=2, batch_size=2,
+         ckpt=str(encoder))
+    rows = list(csv.reader((tmp_path / "embeddings.csv").open()))
+    assert len(rows) == 3 and len(rows[0]) == 1 + 256
+
+
+def _encoder():
+    from medssl_monai.networks import SiamEncoder3D
+
+    torch.manual_seed(0)
+    return SiamEncoder3D()
+
+
+def test_pyradiomics_testcases_nrrd_image_and_mask(shared_data):
+    items = build_datalist(
+        shared_data / "pyradiomics_testcases", image_glob="*_image.nrrd", mask_replace=["_image", "_label"]
+    )
+    assert [i["id"] for i in items] == ["brain1_image", "brain2_image", "breast1_image", "lung1_image", "lung2_image"]
+    for item in items[:3]:
+        d = LesionCropd(roi_size=96)(LoadVolumed()(item))
+        assert d["image"].shape == (1, 96, 96, 96) and float(d["mask"].sum()) > 0
+
+
+def test_dicom_series_folder_loads_as_volume(shared_data):
+    d = LoadVolumed()({"image": str(shared_data / "ct_examples" / "example_ct_dicom"), "id": "ct"})
+    assert d["image"].shape == (1, 512, 512, 20)
+    assert torch.isfinite(d["image"]).all()

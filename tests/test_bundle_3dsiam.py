@@ -1,0 +1,216 @@
+"""Workflow tests of the 3dsiam bundle on synthetic phantoms: train, resume, inference, load, export."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow, ckpt_export, load, verify_net_in_out
+
+from conftest import BUNDLE_3DSIAM
+from medssl_monai.networks import SiamEncoder3D
+
+CONFIGS = BUNDLE_3DSIAM / "configs"
+FAST = {
+    "num_workers": 0,
+    "batch_size": 4,
+    "roi_size": [28, 28, 28],
+    "synthetic#n": 12,
+    "synthetic#size": [32, 32, 32],
+    "device": "cpu",
+}
+
+
+def _workflow(name: str, output_dir, **override) -> ConfigWorkflow:
+    workflow_type = "train" if name == "train" else "infer"
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / f"{name}.json"),
+        workflow_type=workflow_type,
+        logging_file=False,
+        **{**FAST, "output_dir": str(output_dir), **override},
+    )
+    wf.initialize()
+    return wf
+
+
+def _iterations_run(trainer) -> list[int]:
+    done: list[int] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: done.append(e.state.iteration))
+    return done
+
+
+def test_metadata_has_mandatory_keys():
+    import json
+
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    for key in ("version", "monai_version", "pytorch_version", "numpy_version", "task", "description", "authors",
+                "copyright"):
+        assert isinstance(meta[key], str) and meta[key], key
+    assert meta["version"] in meta["changelog"]
+    assert isinstance(meta["required_packages_version"], dict) and "medssl-monai" in meta["required_packages_version"]
+    image = meta["network_data_format"]["inputs"]["image"]
+    assert image["num_channels"] == 1 and image["spatial_shape"] == ["*", "*", "*"]
+    latent = meta["network_data_format"]["outputs"]["pred"]
+    assert latent["type"] == "latent" and latent["num_channels"] == 256
+
+
+def test_train_workflow_one_epoch(tmp_path):
+    wf = _workflow("train", tmp_path, epochs=1)
+    assert not wf.check_properties()
+    assert wf.bundle_root == str(BUNDLE_3DSIAM.resolve())  # derived from the config file's location
+    trainer = wf.trainer
+    done = _iterations_run(trainer)
+    wf.run()
+    wf.finalize()
+    assert done == [1, 2, 3]  # 12 phantoms, batch 4, drop_last
+    metrics = trainer.state.metrics
+    assert -1.0 <= float(metrics["train_loss_epoch"]) <= 1.0
+    assert metrics["embedding_std_ratio"] > 0 and "data_wait_share" in metrics
+    model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert set(model) == set(SiamEncoder3D().state_dict())
+    ckpt = torch.load(tmp_path / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert set(ckpt) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path):
+    first = _workflow("train", tmp_path, epochs=3)
+    first.trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # "killed" after epoch 1
+    first.run()
+    saved = torch.load(tmp_path / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
+
+    again = _workflow("train", tmp_path, epochs=3)  # the same command again
+    trainer = again.trainer
+    restored = {}
+    trainer.add_event_handler(
+        Events.EPOCH_STARTED(once=2),
+        lambda e: restored.update(
+            weight=again.parser.get_parsed_content("ssl_network").backbone.conv6[0].weight.detach().clone()
+        ),
+    )
+    done = _iterations_run(trainer)
+    again.run()
+    assert done == [4, 5, 6, 7, 8, 9]  # epochs 2 and 3 only
+    assert trainer.state.epoch == 3
+    torch.testing.assert_close(restored["weight"], saved["model"]["backbone.conv6.0.weight"])
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
+        "checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"
+    ]
+
+
+def test_same_seed_same_training(tmp_path):
+    weights = []
+    for run in ("a", "b"):
+        wf = _workflow("train", tmp_path / run, epochs=1)
+        wf.run()
+        weights.append(torch.load(tmp_path / run / "models" / "model.pt", weights_only=True))
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key])
+
+
+@pytest.fixture(scope="module")
+def trained_encoder(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("trained")
+    wf = _workflow("train", out, epochs=1)
+    wf.run()
+    return str(out / "models" / "model.pt")
+
+
+def test_inference_writes_one_embedding_per_case(tmp_path, trained_encoder):
+    wf = _workflow("inference", tmp_path, ckpt=trained_encoder)
+    assert not wf.check_properties()
+    wf.run()
+    rows = list(csv.reader((tmp_path / "embeddings.csv").open()))
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["id", "label", "f0"] and len(header) == 2 + 256
+    assert [r[0] for r in body] == [f"phantom_{i:04d}" for i in range(12)]
+    assert not (tmp_path / "embeddings_errors.csv").exists()
+    # deterministic: same encoder, same data, same embeddings
+    wf2 = _workflow("inference", tmp_path / "again", ckpt=trained_encoder)
+    wf2.run()
+    again = list(csv.reader((tmp_path / "again" / "embeddings.csv").open()))
+    np.testing.assert_allclose(np.array(again[1:])[:, 2:].astype(float), np.array(body)[:, 2:].astype(float), 1e-5)
+
+
+def test_inference_finishes_good_cases_and_reports_bad_ones(tmp_path, trained_encoder):
+    data = tmp_path / "data"
+    for i, kind in enumerate(["good", "corrupt", "empty", "good"]):
+        (data / "images").mkdir(parents=True, exist_ok=True)
+        (data / "masks").mkdir(parents=True, exist_ok=True)
+        mask = np.zeros((40, 40, 40), np.uint8)
+        if kind != "empty":
+            mask[15:25, 15:25, 15:25] = 1
+        nib.save(nib.Nifti1Image(np.random.rand(40, 40, 40).astype(np.float32), np.eye(4)),
+                 str(data / "images" / f"case{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), str(data / "masks" / f"case{i}.nii.gz"))
+        if kind == "corrupt":
+            (data / "images" / f"case{i}.nii.gz").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    wf = _workflow("inference", out, ckpt=trained_encoder, dataset_dir=str(data), batch_size=2, roi_size=[32] * 3)
+    wf.run()
+    ids = [r[0] for r in csv.reader((out / "embeddings.csv").open())][1:]
+    assert ids == ["case0", "case3"]
+    errors = {r[0]: r[1] for r in list(csv.reader((out / "embeddings_errors.csv").open()))[1:]}
+    assert set(errors) == {"case1", "case2"}
+    assert "cannot be read" in errors["case1"] and "case1.nii.gz" in errors["case1"]
+    assert "empty" in errors["case2"]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def _messages(err: BaseException) -> str:
+    """All messages of an exception chain (MONAI's config parser wraps the error a component raised)."""
+    out = []
+    while err is not None:
+        out.append(str(err))
+        err = err.__cause__
+    return "\n".join(out)
+
+
+def test_bad_overrides_give_clear_errors(tmp_path):
+    wf = _workflow("train", tmp_path, epochs=1, dataset_dir=str(tmp_path / "missing"))
+    with pytest.raises(Exception) as err:
+        wf.run()
+    assert re.search(r"dataset_dir '.*missing' does not exist", _messages(err.value))
+    np.savez(tmp_path / "flat.npz", train_images=np.zeros((4, 28, 28), np.uint8), train_labels=np.zeros((4, 1)))
+    wf = _workflow("train", tmp_path / "o2", epochs=1, dataset_dir=str(tmp_path / "flat.npz"))
+    with pytest.raises(Exception) as err:
+        wf.run()
+    assert re.search(r"case 'train_00000'.*flat.npz.*has 2 dimensions \(shape \(28, 28\)\).*needs 3D volumes", _messages(err.value))
+    assert not (tmp_path / "o2" / "models").exists()
+
+
+def test_bundle_load_round_trip(tmp_path):
+    bundle = tmp_path / "3dsiam"
+    shutil.copytree(BUNDLE_3DSIAM / "configs", bundle / "configs")
+    (bundle / "models").mkdir()
+    torch.manual_seed(7)
+    reference = SiamEncoder3D()
+    torch.save(reference.state_dict(), bundle / "models" / "model.pt")
+    encoder = load(name="3dsiam", bundle_dir=str(tmp_path), device="cpu")
+    assert isinstance(encoder, SiamEncoder3D)
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(encoder.state_dict()[key], value)
+
+
+def test_verify_net_in_out_and_ckpt_export(tmp_path, trained_encoder):
+    verify_net_in_out(
+        net_id="network_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
+        any=32,
+    )
+    ts = tmp_path / "model.ts"
+    ckpt_export(
+        net_id="network_def", filepath=str(ts), ckpt_file=trained_encoder,
+        meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
+    )
+    scripted = torch.jit.load(str(ts))
+    encoder = SiamEncoder3D().eval()
+    encoder.load_state_dict(torch.load(trained_encoder, weights_only=True))
+    x = torch.rand(1, 1, 30, 30, 30) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), encoder(x))

@@ -65,6 +65,20 @@ def test_checkpointing_gives_same_output_and_gradients():
     torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
 
 
+def test_checkpoint_min_size_gates_recomputation(monkeypatch):
+    calls = []
+    enc = SiamEncoder3D(checkpoint=True, checkpoint_min_size=30)
+    original = enc._full_resolution_checkpointed
+    monkeypatch.setattr(enc, "_full_resolution_checkpointed", lambda x: calls.append(x.shape) or original(x))
+    enc(torch.randn(2, 1, 28, 28, 28))
+    assert calls == []
+    enc(torch.randn(2, 1, 30, 30, 30))
+    assert len(calls) == 1
+    with torch.no_grad():  # never in inference
+        enc(torch.randn(2, 1, 30, 30, 30))
+    assert len(calls) == 1
+
+
 def test_channels_last_3d_same_output():
     torch.manual_seed(0)
     x = torch.randn(2, 1, 28, 28, 28)

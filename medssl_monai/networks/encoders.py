@@ -70,13 +70,22 @@ class SiamEncoder3D(nn.Module):
             the backward pass instead of storing their activations (``torch.utils.checkpoint``). At 96^3 these hold
             most of the activation memory; the cost is about one extra forward of those layers. Batch-norm running
             statistics of the recomputed blocks are updated twice per step (a known property of checkpointing).
+        checkpoint_min_size: with ``checkpoint``, recompute only for inputs of at least this many voxels on every
+            axis. On a 2-core CPU checkpointing made 96^3 steps 1.07x faster (less memory traffic) at half the memory,
+            but 28^3 steps 0.89x slower (``BENCHMARKS.md``), so the bundle sets 64.
     """
 
     def __init__(
-        self, in_channels: int = 1, out_channels: int = 256, hidden_features: int = 324, checkpoint: bool = False
+        self,
+        in_channels: int = 1,
+        out_channels: int = 256,
+        hidden_features: int = 324,
+        checkpoint: bool = False,
+        checkpoint_min_size: int = 0,
     ) -> None:
         super().__init__()
         self.checkpoint = checkpoint
+        self.checkpoint_min_size = checkpoint_min_size
         self.min_size = 27
         self.full_resolution = nn.ModuleList(
             [nn.Conv3d(in_channels, 32, 3, padding=1), Bottleneck3D(32), Bottleneck3D(32)]
@@ -101,7 +110,8 @@ class SiamEncoder3D(nn.Module):
                 f"SiamEncoder3D needs at least {self.min_size} voxels per spatial axis (three 3x3x3 max-pools with "
                 f"stride 3), got input shape {x.shape}."
             )
-        if self.checkpoint and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        recompute = self.checkpoint and min(x.shape[2:]) >= self.checkpoint_min_size
+        if recompute and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
             x = self._full_resolution_checkpointed(x)
         else:
             for layer in self.full_resolution:

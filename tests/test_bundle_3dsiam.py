@@ -66,12 +66,15 @@ def test_train_workflow_one_epoch(tmp_path):
     assert wf.bundle_root == str(BUNDLE_3DSIAM.resolve())  # derived from the config file's location
     trainer = wf.trainer
     done = _iterations_run(trainer)
+    losses: list[float] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
     wf.run()
     wf.finalize()
     assert done == [1, 2, 3]  # 12 phantoms, batch 4, drop_last
+    assert losses[-1] < losses[0]  # SimSiam's loss falls fast at the start
     metrics = trainer.state.metrics
-    assert -1.0 <= float(metrics["train_loss_epoch"]) <= 1.0
-    assert metrics["embedding_std_ratio"] > 0 and "data_wait_share" in metrics
+    assert float(metrics["train_loss_epoch"]) == pytest.approx(np.mean(losses), abs=1e-5)
+    assert 0.1 < metrics["embedding_std_ratio"] < 1.5 and 0 <= metrics["data_wait_share"] < 1
     model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert set(model) == set(SiamEncoder3D().state_dict())
     ckpt = torch.load(tmp_path / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
@@ -79,29 +82,54 @@ def test_train_workflow_one_epoch(tmp_path):
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def _lr_per_epoch(wf) -> list[float]:
+    lrs: list[float] = []
+    optimizer = wf.parser.get_parsed_content("optimizer")
+    wf.trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: lrs.append(optimizer.param_groups[0]["lr"]))
+    return lrs
+
+
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
-    first = _workflow("train", tmp_path, epochs=3)
+    unbroken = _workflow("train", tmp_path / "unbroken", epochs=3)
+    unbroken_lrs = _lr_per_epoch(unbroken)
+    unbroken.run()
+    assert unbroken_lrs == pytest.approx([0.01, 0.0075, 0.0025])  # cosine over 3 epochs
+
+    first = _workflow("train", tmp_path / "run", epochs=3)
     first.trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # "killed" after epoch 1
     first.run()
-    saved = torch.load(tmp_path / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
 
-    again = _workflow("train", tmp_path, epochs=3)  # the same command again
+    again = _workflow("train", tmp_path / "run", epochs=3)  # the same command again
     trainer = again.trainer
     restored = {}
+    optimizer = again.parser.get_parsed_content("optimizer")
     trainer.add_event_handler(
         Events.EPOCH_STARTED(once=2),
         lambda e: restored.update(
-            weight=again.parser.get_parsed_content("ssl_network").backbone.conv6[0].weight.detach().clone()
+            weight=again.parser.get_parsed_content("ssl_network").backbone.conv6[0].weight.detach().clone(),
+            adam_steps=float(next(iter(optimizer.state.values()))["step"]),
         ),
     )
+    resumed_lrs = _lr_per_epoch(again)
     done = _iterations_run(trainer)
     again.run()
     assert done == [4, 5, 6, 7, 8, 9]  # epochs 2 and 3 only
     assert trainer.state.epoch == 3
     torch.testing.assert_close(restored["weight"], saved["model"]["backbone.conv6.0.weight"])
-    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
+    assert restored["adam_steps"] == 3.0  # optimizer state came back too
+    assert resumed_lrs == pytest.approx(unbroken_lrs[1:])  # the schedule continues as if never stopped
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == [
         "checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"
     ]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    _workflow("train", tmp_path, epochs=1).run()
+    other = _workflow("train", tmp_path, epochs=1, seed=1)
+    with pytest.raises(Exception) as err:
+        other.run()
+    assert re.search(r"different run \(seed: 0 -> 1\).*--output_dir", _messages(err.value))
 
 
 def test_same_seed_same_training(tmp_path):

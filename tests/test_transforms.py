@@ -88,6 +88,13 @@ def test_crop_near_border_pads_with_background():
     assert float(img.max()) == 100.0
 
 
+def test_crop_rounds_half_voxel_centroids_up():
+    mask = torch.zeros(1, 30, 30, 30)
+    mask[0, 10:12, 20, 21:23] = 1  # centroid (10.5, 20, 21.5)
+    start, end = LesionCropd(roi_size=8).box(mask)
+    assert start == [7, 16, 18] and end == [15, 24, 26]  # floor(c + 0.5) - 4
+
+
 def test_crop_explicit_background_and_missing_mask():
     d = LesionCropd(roi_size=16, background=-1.0)(_lesion_case((1, 20, 20)))
     assert float(d["image"][0, 0].max()) == -1.0

@@ -69,7 +69,7 @@ def folder_datalist(
     """Pair images with masks by a path rule.
 
     Every path under ``root`` matching ``image_glob`` is an image (a file, or a folder holding one DICOM series);
-    its mask is the same relative path with ``mask_replace[0]`` replaced by ``mask_replace[1]`` (no masks when
+    its mask is the same relative path with the first ``mask_replace[0]`` replaced by ``mask_replace[1]`` (no masks when
     ``mask_replace`` is None). Examples:
 
     * default layout ``images/<case>.nii.gz`` + ``masks/<case>.nii.gz``;
@@ -96,7 +96,7 @@ def folder_datalist(
             old, new = mask_replace
             if old not in str(rel):
                 raise ValueError(f"cannot derive the mask of '{image}': '{old}' does not occur in '{rel}'.")
-            item["mask"] = str(root / str(rel).replace(old, new))
+            item["mask"] = str(root / str(rel).replace(old, new, 1))
         if case in labels:
             item["label"] = labels[case]
         items.append(item)

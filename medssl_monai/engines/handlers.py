@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import logging
 import math
 import os
@@ -160,11 +162,19 @@ class ResumableCheckpoint:
 
     The checkpoint holds ``objects`` (model, optimizer, LR scheduler ...) plus the trainer's own state (epoch and
     iteration counters), which is added at ``attach`` (a config cannot reference the trainer from its handlers).
-    Restarting a killed run with the same command continues from its last completed epoch; with no checkpoint in
-    ``save_dir`` it starts from scratch; a larger ``--epochs`` extends a finished run. Saving is MONAI's
+    Restarting a killed run with the same command continues from its last completed epoch and gives the same LR
+    schedule and optimizer state as an unbroken run; with no checkpoint in ``save_dir`` it starts from scratch. The
+    random streams (shuffling, augmentation) are not saved, so a resumed run is not bit-identical to an unbroken one. Saving is MONAI's
     :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never a half-written
     checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader` (``torch.load(weights_only=True)``).
     Files are ``<save_dir>/checkpoint_epoch=<N>.pt``; the newest ``n_saved`` are kept.
+
+    ``run_config`` (the settings that define a run: data, seed, epochs, batch size ...) is written to
+    ``<save_dir>/run_config.json``; resuming with different settings is refused with a message naming them, instead of
+    silently continuing another run's weights and schedule.
+
+    Attach it after the handlers that change saved objects at the end of an epoch (``LrScheduleHandler``): Ignite
+    runs handlers of one event in attach order, and the checkpoint must hold the state after the LR step.
     """
 
     def __init__(
@@ -174,12 +184,14 @@ class ResumableCheckpoint:
         save_interval: int = 1,
         n_saved: int = 2,
         map_location: str | None = "cpu",
+        run_config: dict | None = None,
     ) -> None:
         self.save_dir = Path(save_dir)
         self.objects = dict(objects)
         self.save_interval = save_interval
         self.n_saved = n_saved
         self.map_location = map_location
+        self.run_config = json.loads(json.dumps(run_config or {}, default=str))
 
     def _saved(self) -> list[tuple[int, Path]]:
         return sorted((int(m.group(1)), p) for p in self.save_dir.glob("*.pt") if (m := _EPOCH.search(p.name)))
@@ -194,13 +206,35 @@ class ResumableCheckpoint:
         for _, path in self._saved()[: -self.n_saved]:
             path.unlink(missing_ok=True)
 
+    def _check_run_config(self, path: Path) -> None:
+        stored_file = self.save_dir / "run_config.json"
+        if not self.run_config or not stored_file.is_file():
+            return
+        stored = json.loads(stored_file.read_text())
+        changed = {k for k in set(stored) | set(self.run_config) if stored.get(k) != self.run_config.get(k)}
+        if changed:
+            details = ", ".join(f"{k}: {stored.get(k)!r} -> {self.run_config.get(k)!r}" for k in sorted(changed))
+            raise ValueError(
+                f"{self.save_dir} holds checkpoints of a different run ({details}). Resume only with the same settings; "
+                "to start a new run, pass another --output_dir or delete that checkpoints folder."
+            )
+
     def attach(self, engine: Engine) -> None:
         objects = {**self.objects, "trainer": engine}
         path = self.latest()
         if path is None:
             logger.info("No checkpoint in %s: starting from scratch.", self.save_dir)
+            if self.run_config:
+                _atomic_write(self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True))
         else:
+            self._check_run_config(path)
             logger.info("Resuming from %s.", path)
+            max_epochs = getattr(engine.state, "max_epochs", None)
+            if max_epochs is not None and int(_EPOCH.search(path.name).group(1)) >= max_epochs:
+                logger.warning(
+                    "%s is the last epoch of this run: nothing left to train. Use another --output_dir for a new run.",
+                    path.name,
+                )
             CheckpointLoader(load_path=str(path), load_dict=objects, map_location=self.map_location).attach(engine)
         CheckpointSaver(
             save_dir=str(self.save_dir),
@@ -262,15 +296,25 @@ class EmbeddingWriter:
                 logger.error("  %s: %s", case, message)
 
 
-def _atomic_csv(path: Path, header: list, rows: list) -> None:
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic_csv(path: Path, header: list, rows: list) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    _atomic_write(path, buffer.getvalue())

@@ -19,7 +19,7 @@ class LesionCropd(MapTransform):
     localize the tumour. If the bounding box exceeds the original volume, the out-of-box region was padded with
     background intensity." (Li et al., Sec. 3.)
 
-    The box starts at ``round(centroid) - roi_size // 2`` on each axis, so the centroid voxel sits at index
+    The box starts at ``floor(centroid + 0.5) - roi_size // 2`` (halves round up) on each axis, so the centroid voxel sits at index
     ``roi_size // 2`` of the crop. Image keys are padded with the background intensity: the image minimum by default
     (``background="min"``), or a given number. The mask (``source_key``) is padded with 0. When the sample has no
     ``source_key`` (MedMNIST: no masks) the transform passes it through unchanged.
@@ -48,7 +48,7 @@ class LesionCropd(MapTransform):
         if fg.numel() == 0:
             raise ValueError("LesionCropd: the mask is empty, no centroid to crop around.")
         centroid = fg.float().mean(0)
-        start = [int(torch.round(c)) - r // 2 for c, r in zip(centroid, roi)]
+        start = [int(torch.floor(c + 0.5)) - r // 2 for c, r in zip(centroid, roi)]
         return start, [s + r for s, r in zip(start, roi)]
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:

@@ -34,8 +34,8 @@ def test_one_short_epoch_on_adrenalmnist3d(shared_data, tmp_path):
     wf = _run("train", tmp_path, dataset_dir=str(npz), limit=24, epochs=1)
     state = wf.trainer.state
     assert state.iteration == 4  # 24 volumes, batch 6
-    assert -1.0 <= float(state.metrics["train_loss_epoch"]) <= 1.0
-    assert state.metrics["embedding_std_ratio"] > 0
+    assert float(state.metrics["train_loss_epoch"]) < 0  # the cosine between prediction and target became positive
+    assert 0.1 < state.metrics["embedding_std_ratio"] < 1.5  # not collapsed
     encoder = tmp_path / "models" / "model.pt"
     assert encoder.is_file()
 

@@ -173,6 +173,9 @@ class ResumableCheckpoint:
     ``<save_dir>/run_config.json``; resuming with different settings is refused with a message naming them, instead of
     silently continuing another run's weights and schedule.
 
+    Under DDP every rank loads the checkpoint and rank 0 alone writes (Ignite's ``DiskSaver``); save the unwrapped module (not the
+    ``DistributedDataParallel`` wrapper), so that checkpoints load in single-process runs too.
+
     Attach it after the handlers that change saved objects at the end of an epoch (``LrScheduleHandler``): Ignite
     runs handlers of one event in attach order, and the checkpoint must hold the state after the LR step.
     """
@@ -222,9 +225,10 @@ class ResumableCheckpoint:
     def attach(self, engine: Engine) -> None:
         objects = {**self.objects, "trainer": engine}
         path = self.latest()
+        writer = _is_rank_zero()
         if path is None:
             logger.info("No checkpoint in %s: starting from scratch.", self.save_dir)
-            if self.run_config:
+            if self.run_config and writer:
                 _atomic_write(self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True))
         else:
             self._check_run_config(path)
@@ -236,6 +240,8 @@ class ResumableCheckpoint:
                     path.name,
                 )
             CheckpointLoader(load_path=str(path), load_dict=objects, map_location=self.map_location).attach(engine)
+        # every rank builds the saver (Ignite's Checkpoint runs a collective at construction); its DiskSaver writes on
+        # rank 0 only
         CheckpointSaver(
             save_dir=str(self.save_dir),
             save_dict=objects,
@@ -243,7 +249,14 @@ class ResumableCheckpoint:
             epoch_level=True,
             n_saved=self.n_saved,
         ).attach(engine)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+        if writer:
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+
+
+def _is_rank_zero() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
+        torch.distributed.get_rank() == 0
+    )
 
 
 class EmbeddingWriter:

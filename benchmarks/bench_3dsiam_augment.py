@@ -38,8 +38,10 @@ def main() -> None:
     chain = config.get_parsed_content("train#augmentation")
     chain.set_random_state(0)
     affine = chain.transforms[0]
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print("| input | full chain ms/volume | RandAffine alone ms/volume | chain / affine |")
     print("|---|---|---|---|")
     for size in args.sizes:

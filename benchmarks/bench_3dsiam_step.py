@@ -56,13 +56,27 @@ def _child(size: int, batch: int, steps: int, variant: str) -> dict:
         step()
     seconds = (time.perf_counter() - t0) / steps
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"s_per_step": seconds, "volumes_per_s": batch / seconds, "peak_rss_gib": peak / 2**20,
-            "rss_before_step_gib": rss0 / 2**20}
+    return {
+        "s_per_step": seconds,
+        "volumes_per_s": batch / seconds,
+        "peak_rss_gib": peak / 2**20,
+        "rss_before_step_gib": rss0 / 2**20,
+    }
 
 
 def _run_child(size, batch, steps, variant, cap_gib) -> dict:
-    cmd = [sys.executable, __file__, "--child", variant, "--sizes", str(size), "--batch", str(batch),
-           "--steps", str(steps)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--sizes",
+        str(size),
+        "--batch",
+        str(batch),
+        "--steps",
+        str(steps),
+    ]
 
     def limit():
         cap = int(cap_gib * 2**30)
@@ -91,8 +105,10 @@ def main() -> None:
 
     import torch
 
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}; batch {args.batch}, two views")
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}; batch {args.batch}, two views"
+    )
     print("| input | variant | s/step | volumes/s | speed vs default | peak RSS GiB | memory vs default |")
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
@@ -107,8 +123,11 @@ def main() -> None:
                 base = r
             speed = f"{r['volumes_per_s'] / base['volumes_per_s']:.2f}x" if base else "n/a"
             mem = f"{r['peak_rss_gib'] / base['peak_rss_gib']:.2f}x" if base else "n/a"
-            print(f"| {size}^3 | {variant} | {r['s_per_step']:.2f} | {r['volumes_per_s']:.2f} | {speed} | "
-                  f"{r['peak_rss_gib']:.2f} | {mem} |", flush=True)
+            print(
+                f"| {size}^3 | {variant} | {r['s_per_step']:.2f} | {r['volumes_per_s']:.2f} | {speed} | "
+                f"{r['peak_rss_gib']:.2f} | {mem} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

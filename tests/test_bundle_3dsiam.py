@@ -10,10 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import BUNDLE_3DSIAM
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, load, verify_net_in_out
 
-from conftest import BUNDLE_3DSIAM
 from medssl_monai.networks import SiamEncoder3D
 
 CONFIGS = BUNDLE_3DSIAM / "configs"
@@ -49,8 +49,16 @@ def test_metadata_has_mandatory_keys():
     import json
 
     meta = json.loads((CONFIGS / "metadata.json").read_text())
-    for key in ("version", "monai_version", "pytorch_version", "numpy_version", "task", "description", "authors",
-                "copyright"):
+    for key in (
+        "version",
+        "monai_version",
+        "pytorch_version",
+        "numpy_version",
+        "task",
+        "description",
+        "authors",
+        "copyright",
+    ):
         assert isinstance(meta[key], str) and meta[key], key
     assert meta["version"] in meta["changelog"]
     assert isinstance(meta["required_packages_version"], dict) and "medssl-monai" in meta["required_packages_version"]
@@ -120,7 +128,8 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert restored["adam_steps"] == 3.0  # optimizer state came back too
     assert resumed_lrs == pytest.approx(unbroken_lrs[1:])  # the schedule continues as if never stopped
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == [
-        "checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"
+        "checkpoint_epoch=2.pt",
+        "checkpoint_epoch=3.pt",
     ]
 
 
@@ -174,8 +183,10 @@ def test_inference_finishes_good_cases_and_reports_bad_ones(tmp_path, trained_en
         mask = np.zeros((40, 40, 40), np.uint8)
         if kind != "empty":
             mask[15:25, 15:25, 15:25] = 1
-        nib.save(nib.Nifti1Image(np.random.rand(40, 40, 40).astype(np.float32), np.eye(4)),
-                 str(data / "images" / f"case{i}.nii.gz"))
+        nib.save(
+            nib.Nifti1Image(np.random.rand(40, 40, 40).astype(np.float32), np.eye(4)),
+            str(data / "images" / f"case{i}.nii.gz"),
+        )
         nib.save(nib.Nifti1Image(mask, np.eye(4)), str(data / "masks" / f"case{i}.nii.gz"))
         if kind == "corrupt":
             (data / "images" / f"case{i}.nii.gz").write_bytes(b"garbage")
@@ -209,7 +220,9 @@ def test_bad_overrides_give_clear_errors(tmp_path):
     wf = _workflow("train", tmp_path / "o2", epochs=1, dataset_dir=str(tmp_path / "flat.npz"))
     with pytest.raises(Exception) as err:
         wf.run()
-    assert re.search(r"case 'train_00000'.*flat.npz.*has 2 dimensions \(shape \(28, 28\)\).*needs 3D volumes", _messages(err.value))
+    assert re.search(
+        r"case 'train_00000'.*flat.npz.*has 2 dimensions \(shape \(28, 28\)\).*needs 3D volumes", _messages(err.value)
+    )
     assert not (tmp_path / "o2" / "models").exists()
 
 
@@ -228,13 +241,18 @@ def test_bundle_load_round_trip(tmp_path):
 
 def test_verify_net_in_out_and_ckpt_export(tmp_path, trained_encoder):
     verify_net_in_out(
-        net_id="network_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
+        net_id="network_def",
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=str(CONFIGS / "inference.json"),
         any=32,
     )
     ts = tmp_path / "model.ts"
     ckpt_export(
-        net_id="network_def", filepath=str(ts), ckpt_file=trained_encoder,
-        meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
+        net_id="network_def",
+        filepath=str(ts),
+        ckpt_file=trained_encoder,
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=str(CONFIGS / "inference.json"),
     )
     scripted = torch.jit.load(str(ts))
     encoder = SiamEncoder3D().eval()

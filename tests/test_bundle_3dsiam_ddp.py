@@ -7,18 +7,38 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import BUNDLE_3DSIAM, REPO
+
 from medssl_monai.networks import PredictionHead, SiamEncoder3D, SSLNetwork
 
 
 def test_two_process_gloo_training(tmp_path):
     configs = [str(BUNDLE_3DSIAM / "configs" / "train.json"), str(BUNDLE_3DSIAM / "configs" / "multi_gpu_train.json")]
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29731",
-        "-m", "monai.bundle", "run", "--config_file", str(configs),
-        "--epochs", "1", "--output_dir", str(tmp_path), "--num_workers", "0", "--batch_size", "4",
-        "--roi_size", "[28,28,28]", "--synthetic#n", "16", "--synthetic#size", "[32,32,32]",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29731",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(configs),
+        "--epochs",
+        "1",
+        "--output_dir",
+        str(tmp_path),
+        "--num_workers",
+        "0",
+        "--batch_size",
+        "4",
+        "--roi_size",
+        "[28,28,28]",
+        "--synthetic#n",
+        "16",
+        "--synthetic#size",
+        "[32,32,32]",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -36,6 +36,7 @@ def test_phantom_imbalance_and_classes_differ():
     labels = np.array([i["label"] for i in items])
     assert (labels == 1).sum() == 10 and (labels == 0).sum() == 30
     assert all(i["mask"].any() for i in items)
+
     # texture: more high-frequency energy inside the minority lesions; shape: lobulated, so less compact
     def texture(i):
         inner = ndimage.binary_erosion(i["mask"] > 0)

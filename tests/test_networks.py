@@ -33,8 +33,16 @@ def test_layers_match_table4():
     enc = SiamEncoder3D()
     convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv3d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
-        (1, 32, 3), (32, 32, 1), (32, 32, 3), (32, 32, 1), (32, 32, 1), (32, 32, 3), (32, 32, 1),
-        (32, 64, 3), (64, 128, 3), (128, 256, 3),
+        (1, 32, 3),
+        (32, 32, 1),
+        (32, 32, 3),
+        (32, 32, 1),
+        (32, 32, 1),
+        (32, 32, 3),
+        (32, 32, 1),
+        (32, 64, 3),
+        (64, 128, 3),
+        (128, 256, 3),
     ]
     assert all(c.stride == (1, 1, 1) for c in convs)
     assert enc.pool.kernel_size == 3 and enc.pool.stride == 3 and enc.pool.padding == 0

@@ -4,10 +4,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import BUNDLE_3DSIAM
 from monai.bundle import ConfigParser
 from monai.transforms import RandAdjustContrastd
 
-from conftest import BUNDLE_3DSIAM
 from medssl_monai.transforms import LesionCropd, LoadVolumed, MultiViewd, RandAffineFractiond
 
 

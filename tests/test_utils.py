@@ -1,8 +1,8 @@
 from pathlib import Path
 
+from conftest import BUNDLE_3DSIAM, REPO
 from monai.bundle import ConfigWorkflow
 
-from conftest import BUNDLE_3DSIAM, REPO
 from medssl_monai.utils import bundle_root, shared_data_dir
 
 
@@ -18,8 +18,7 @@ def test_bundle_root_follows_the_config_file(tmp_path):
 
     copy = tmp_path / "elsewhere" / "3dsiam"
     shutil.copytree(BUNDLE_3DSIAM / "configs", copy / "configs")
-    wf = ConfigWorkflow(config_file=str(copy / "configs" / "inference.json"), workflow_type="infer",
-                        logging_file=False)
+    wf = ConfigWorkflow(config_file=str(copy / "configs" / "inference.json"), workflow_type="infer", logging_file=False)
     wf.initialize()
     assert Path(wf.bundle_root) == copy.resolve()
     assert Path(wf.parser.get_parsed_content("ckpt")) == copy.resolve() / "models" / "model.pt"

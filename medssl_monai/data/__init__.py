@@ -5,8 +5,8 @@ optional ``mask``, optional ``label`` (class index) and ``id``. :func:`build_dat
 what ``dataset_dir`` points at, so one bundle config serves every input.
 """
 
-from .dataset import ReportingDataset, collate_reporting, root_cause
 from .datalist import build_datalist, folder_datalist, json_datalist
+from .dataset import ReportingDataset, collate_reporting, root_cause
 from .medmnist import medmnist_datalist
 from .phantoms import make_phantom, synthetic_datalist
 

@@ -16,8 +16,12 @@ _FILE_KEYS = ("image", "mask")
 
 
 def _check_files_exist(items: list[dict], origin: str) -> list[dict]:
-    missing = [f"{item.get('id', '?')}: {key} '{item[key]}'" for item in items for key in _FILE_KEYS
-               if key in item and not Path(item[key]).exists()]
+    missing = [
+        f"{item.get('id', '?')}: {key} '{item[key]}'"
+        for item in items
+        for key in _FILE_KEYS
+        if key in item and not Path(item[key]).exists()
+    ]
     if missing:
         shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise FileNotFoundError(f"{len(missing)} file(s) listed by {origin} do not exist:\n  {shown}")

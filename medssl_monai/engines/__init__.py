@@ -1,15 +1,15 @@
 """Ignite engines for SSL (MONAI trainer subclasses) and their handlers."""
 
+from .evaluator import EmbeddingEvaluator
 from .handlers import (
     DataWaitTimer,
     EmbeddingHealth,
-    EpochAverage,
     EmbeddingWriter,
+    EpochAverage,
     ProgressBar,
     ResumableCheckpoint,
     effective_rank,
 )
-from .evaluator import EmbeddingEvaluator
 from .trainer import SSLTrainer
 
 __all__ = [

@@ -19,7 +19,13 @@ from monai.handlers import CheckpointLoader, CheckpointSaver
 
 __all__ = [
     "ProgressBar",
-    "EpochAverage", "EmbeddingHealth", "DataWaitTimer", "ResumableCheckpoint", "EmbeddingWriter", "effective_rank"]
+    "EpochAverage",
+    "EmbeddingHealth",
+    "DataWaitTimer",
+    "ResumableCheckpoint",
+    "EmbeddingWriter",
+    "effective_rank",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +101,9 @@ class EmbeddingHealth:
         if stats["embedding_std_ratio"] < self.warn_below:
             logger.warning(
                 "Epoch %d: embedding std ratio %.3f < %.2f: the representation may be collapsing.",
-                engine.state.epoch, stats["embedding_std_ratio"], self.warn_below,
+                engine.state.epoch,
+                stats["embedding_std_ratio"],
+                self.warn_below,
             )
 
     @staticmethod
@@ -268,7 +276,9 @@ class EmbeddingWriter:
     ``<stem>_errors.csv`` with their error and left out of the embeddings; the good cases are all written.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, filename: str = "embeddings.csv", output_key: str = "pred") -> None:
+    def __init__(
+        self, output_dir: str | os.PathLike, filename: str = "embeddings.csv", output_key: str = "pred"
+    ) -> None:
         self.path = Path(output_dir) / filename
         self.output_key = output_key
         self.rows: list[list] = []

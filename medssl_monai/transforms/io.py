@@ -118,5 +118,3 @@ class LoadVolumed(MapTransform):
 def _spacing(img: MetaTensor) -> np.ndarray:
     affine = np.asarray(img.affine, dtype=np.float64)
     return np.sqrt((affine[:-1, :-1] ** 2).sum(axis=0))
-
-

@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 import torch
+from conftest import BUNDLE_3DSIAM
 from monai.bundle import ConfigWorkflow
 
-from conftest import BUNDLE_3DSIAM
 from medssl_monai.data import build_datalist, folder_datalist
 from medssl_monai.transforms import LesionCropd, LoadVolumed
 
@@ -60,8 +60,16 @@ def test_brats_flair_lesion_crop_and_embedding(shared_data, tmp_path):
 
     encoder = tmp_path / "model.pt"
     torch.save(_encoder().state_dict(), encoder)
-    _run("inference", tmp_path, dataset_dir=str(root), image_glob=glob, mask_replace=replace, limit=2, batch_size=2,
-         ckpt=str(encoder))
+    _run(
+        "inference",
+        tmp_path,
+        dataset_dir=str(root),
+        image_glob=glob,
+        mask_replace=replace,
+        limit=2,
+        batch_size=2,
+        ckpt=str(encoder),
+    )
     rows = list(csv.reader((tmp_path / "embeddings.csv").open()))
     assert len(rows) == 3 and len(rows[0]) == 1 + 256
 

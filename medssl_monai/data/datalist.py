@@ -73,8 +73,8 @@ def folder_datalist(
     """Pair images with masks by a path rule.
 
     Every path under ``root`` matching ``image_glob`` is an image (a file, or a folder holding one DICOM series);
-    its mask is the same relative path with the first ``mask_replace[0]`` replaced by ``mask_replace[1]`` (no masks when
-    ``mask_replace`` is None). Examples:
+    its mask is the same relative path with the first ``mask_replace[0]`` replaced by ``mask_replace[1]`` (no masks
+    when ``mask_replace`` is None). Examples:
 
     * default layout ``images/<case>.nii.gz`` + ``masks/<case>.nii.gz``;
     * PyRadiomics test cases: ``image_glob="*_image.nrrd"``, ``mask_replace=("_image", "_label")``;
@@ -82,7 +82,8 @@ def folder_datalist(
       ``mask_replace=("Flair_subtrMeanDivStd", "OTMultiClass")`` (any non-zero label is tumour).
 
     The case id is the image's file name without extension, or, when those are not unique (BraTS: every case has a
-    ``Flair_subtrMeanDivStd.nii.gz``), its relative path without extension with ``/`` replaced by ``_``. An optional ``labels.csv`` (columns ``id,label``) adds class labels.
+    ``Flair_subtrMeanDivStd.nii.gz``), its relative path without extension with ``/`` replaced by ``_``. An optional
+    ``labels.csv`` (columns ``id,label``) adds class labels.
     """
     root = Path(root)
     images = sorted(p for p in root.glob(image_glob) if p.is_file() or p.is_dir())

@@ -135,7 +135,7 @@ class EpochAverage:
 
 
 class DataWaitTimer:
-    """Share of each epoch's wall time spent waiting for the data loader, as ``engine.state.metrics["data_wait_share"]``.
+    """Share of each epoch's wall time spent waiting for the data loader: ``engine.state.metrics["data_wait_share"]``.
 
     The wait is the time between Ignite's ``GET_BATCH_STARTED`` and ``GET_BATCH_COMPLETED``; the epoch time runs from
     ``EPOCH_STARTED`` to ``EPOCH_COMPLETED``. Near 0 means the model is the bottleneck, near 1 the data pipeline.
@@ -172,17 +172,18 @@ class ResumableCheckpoint:
     iteration counters), which is added at ``attach`` (a config cannot reference the trainer from its handlers).
     Restarting a killed run with the same command continues from its last completed epoch and gives the same LR
     schedule and optimizer state as an unbroken run; with no checkpoint in ``save_dir`` it starts from scratch. The
-    random streams (shuffling, augmentation) are not saved, so a resumed run is not bit-identical to an unbroken one. Saving is MONAI's
-    :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never a half-written
-    checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader` (``torch.load(weights_only=True)``).
+    random streams (shuffling, augmentation) are not saved, so a resumed run is not bit-identical to an unbroken one.
+    Saving is MONAI's :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never
+    a half-written checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader`
+    (``torch.load(weights_only=True)``).
     Files are ``<save_dir>/checkpoint_epoch=<N>.pt``; the newest ``n_saved`` are kept.
 
     ``run_config`` (the settings that define a run: data, seed, epochs, batch size ...) is written to
     ``<save_dir>/run_config.json``; resuming with different settings is refused with a message naming them, instead of
     silently continuing another run's weights and schedule.
 
-    Under DDP every rank loads the checkpoint and rank 0 alone writes (Ignite's ``DiskSaver``); save the unwrapped module (not the
-    ``DistributedDataParallel`` wrapper), so that checkpoints load in single-process runs too.
+    Under DDP every rank loads the checkpoint and rank 0 alone writes (Ignite's ``DiskSaver``); save the unwrapped
+    module (not the ``DistributedDataParallel`` wrapper), so that checkpoints load in single-process runs too.
 
     Attach it after the handlers that change saved objects at the end of an epoch (``LrScheduleHandler``): Ignite
     runs handlers of one event in attach order, and the checkpoint must hold the state after the LR step.
@@ -207,17 +208,12 @@ class ResumableCheckpoint:
     def _saved(self) -> list[tuple[int, Path]]:
         return sorted((int(m.group(1)), p) for p in self.save_dir.glob("*.pt") if (m := _EPOCH.search(p.name)))
 
-    def latest(self) -> Path | None:
-        """The checkpoint of the highest epoch in ``save_dir``, or None."""
-        saved = self._saved()
-        return saved[-1][1] if saved else None
-
     def _prune(self, engine: Engine) -> None:
         """Keep the newest ``n_saved`` across restarts (Ignite counts only the files of its own run)."""
         for _, path in self._saved()[: -self.n_saved]:
             path.unlink(missing_ok=True)
 
-    def _check_run_config(self, path: Path) -> None:
+    def _check_run_config(self) -> None:
         stored_file = self.save_dir / "run_config.json"
         if not self.run_config or not stored_file.is_file():
             return
@@ -226,23 +222,24 @@ class ResumableCheckpoint:
         if changed:
             details = ", ".join(f"{k}: {stored.get(k)!r} -> {self.run_config.get(k)!r}" for k in sorted(changed))
             raise ValueError(
-                f"{self.save_dir} holds checkpoints of a different run ({details}). Resume only with the same settings; "
-                "to start a new run, pass another --output_dir or delete that checkpoints folder."
+                f"{self.save_dir} holds checkpoints of a different run ({details}). Resume only with the same "
+                "settings; to start a new run, pass another --output_dir or delete that checkpoints folder."
             )
 
     def attach(self, engine: Engine) -> None:
         objects = {**self.objects, "trainer": engine}
-        path = self.latest()
+        saved = self._saved()
         writer = _is_rank_zero()
-        if path is None:
+        if not saved:
             logger.info("No checkpoint in %s: starting from scratch.", self.save_dir)
             if self.run_config and writer:
                 _atomic_write(self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True))
         else:
-            self._check_run_config(path)
+            epoch, path = saved[-1]
+            self._check_run_config()
             logger.info("Resuming from %s.", path)
             max_epochs = getattr(engine.state, "max_epochs", None)
-            if max_epochs is not None and int(_EPOCH.search(path.name).group(1)) >= max_epochs:
+            if max_epochs is not None and epoch >= max_epochs:
                 logger.warning(
                     "%s is the last epoch of this run: nothing left to train. Use another --output_dir for a new run.",
                     path.name,

@@ -19,10 +19,10 @@ class LesionCropd(MapTransform):
     localize the tumour. If the bounding box exceeds the original volume, the out-of-box region was padded with
     background intensity." (Li et al., Sec. 3.)
 
-    The box starts at ``floor(centroid + 0.5) - roi_size // 2`` (halves round up) on each axis, so the centroid voxel sits at index
-    ``roi_size // 2`` of the crop. Image keys are padded with the background intensity: the image minimum by default
-    (``background="min"``), or a given number. The mask (``source_key``) is padded with 0. When the sample has no
-    ``source_key`` (MedMNIST: no masks) the transform passes it through unchanged.
+    The box starts at ``floor(centroid + 0.5) - roi_size // 2`` (halves round up) on each axis, so the centroid voxel
+    sits at index ``roi_size // 2`` of the crop. Image keys are padded with the background intensity: the image minimum
+    by default (``background="min"``), or a given number. The mask (``source_key``) is padded with 0. When the sample
+    has no ``source_key`` (MedMNIST: no masks) the transform passes it through unchanged.
     """
 
     def __init__(

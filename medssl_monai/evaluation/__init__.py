@@ -1,0 +1,42 @@
+"""Evaluation of fixed representations: the protocol of Li et al., MICCAI 2021 ("Imbalance-Aware Self-Supervised
+Learning for 3D Radiomic Representations", Sec. 3-4, Table 1, Fig. 2): linear SVM on standardised feature blocks,
+stratified 5-fold cross-validation with full and 50% training labels, C chosen on a 20% inner hold-out; sensitivity,
+specificity and AUC (binary), overall and minor-class accuracy (multi-class); Markdown/JSON reports, ROC and
+feature-correlation plots.
+
+``splits`` (folds, label fractions, hold-out), ``svm`` (the classifier), ``metrics``, ``protocol`` (the runner),
+``report`` (results.json / results.md), ``plots`` (ROC, Fig. 2), ``tables`` (CSV reading and id alignment).
+"""
+
+from __future__ import annotations
+
+from .metrics import METRIC_NAMES, classification_metrics, minority_class, positive_scores, resolve_positive_class
+from .plots import correlation_coefficients, plot_correlation_density, plot_roc
+from .protocol import Predictor, run_protocol, summarise_folds
+from .report import results_markdown, write_results
+from .splits import Split, stratified_splits
+from .svm import DEFAULT_C_GRID, LinearSVMClassifier, SVMResult
+from .tables import align_tables, load_embedding_csv
+
+__all__ = [
+    "DEFAULT_C_GRID",
+    "METRIC_NAMES",
+    "LinearSVMClassifier",
+    "Predictor",
+    "SVMResult",
+    "Split",
+    "align_tables",
+    "classification_metrics",
+    "correlation_coefficients",
+    "load_embedding_csv",
+    "minority_class",
+    "plot_correlation_density",
+    "plot_roc",
+    "positive_scores",
+    "resolve_positive_class",
+    "results_markdown",
+    "run_protocol",
+    "stratified_splits",
+    "summarise_folds",
+    "write_results",
+]

@@ -12,14 +12,18 @@ SPLITS = ("train", "val", "test")
 
 
 def medmnist_datalist(path: str | Path, split: str = "train", limit: int | None = None) -> list[dict]:
-    """Datalist of one split of a MedMNIST npz file.
+    """Datalist of one split of a MedMNIST npz file, or of all three pooled (``split="all"``: train, val, test in
+    that order, as Li et al. pool their data for cross-validation).
 
     Items hold the image array as stored (``(D, H, W)`` for 3D sets, ``(H, W)`` for 2D), its class index and an id
     ``"<split>_<index>"``. MedMNIST volumes have no masks. ``limit`` keeps the first ``limit`` cases.
     """
     path = Path(path)
+    if split == "all":
+        items = [item for s in SPLITS for item in medmnist_datalist(path, s)]
+        return items if limit is None else items[: int(limit)]
     if split not in SPLITS:
-        raise ValueError(f"MedMNIST split must be one of {SPLITS}, got {split!r}.")
+        raise ValueError(f"MedMNIST split must be one of {SPLITS} or 'all', got {split!r}.")
     try:
         archive = np.load(path)
     except Exception as err:  # corrupt zip, not an npz ...

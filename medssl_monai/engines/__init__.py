@@ -10,10 +10,13 @@ from .handlers import (
     ResumableCheckpoint,
     effective_rank,
 )
+from .imbalance import ImbalanceHandler, subset_batch
 from .trainer import SSLTrainer
 
 __all__ = [
     "SSLTrainer",
+    "ImbalanceHandler",
+    "subset_batch",
     "EmbeddingEvaluator",
     "DataWaitTimer",
     "EmbeddingHealth",

@@ -10,24 +10,30 @@ feature-correlation plots.
 
 from __future__ import annotations
 
+from .fusion import TABLE1_FEATURE_SETS, diagnostic_markdown, evaluate_feature_tables
 from .metrics import METRIC_NAMES, classification_metrics, minority_class, positive_scores, resolve_positive_class
 from .plots import correlation_coefficients, plot_correlation_density, plot_roc
 from .protocol import Predictor, run_protocol, summarise_folds
 from .report import results_markdown, write_results
 from .splits import Split, stratified_splits
+from .supervised import SupervisedBaseline
 from .svm import DEFAULT_C_GRID, LinearSVMClassifier, SVMResult
 from .tables import align_tables, load_embedding_csv
 
 __all__ = [
     "DEFAULT_C_GRID",
     "METRIC_NAMES",
+    "TABLE1_FEATURE_SETS",
     "LinearSVMClassifier",
     "Predictor",
     "SVMResult",
     "Split",
+    "SupervisedBaseline",
     "align_tables",
     "classification_metrics",
     "correlation_coefficients",
+    "diagnostic_markdown",
+    "evaluate_feature_tables",
     "load_embedding_csv",
     "minority_class",
     "plot_correlation_density",

@@ -260,3 +260,65 @@ def test_verify_net_in_out_and_ckpt_export(tmp_path, trained_encoder):
     x = torch.rand(1, 1, 30, 30, 30) * 255
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), encoder(x))
+
+
+@pytest.mark.parametrize("mode", ["re", "se"])
+def test_train_with_imbalance_handling(tmp_path, mode):
+    """Plain first epoch, RE weights / SE-selected batches of m afterwards, same number of steps per epoch."""
+    wf = _workflow("train", tmp_path, epochs=2, imbalance=mode, k=2, q=5, m=4, **{"synthetic#n": 16})
+    seen: list[tuple[int, int, bool]] = []
+    wf.trainer.add_event_handler(
+        Events.ITERATION_STARTED,
+        lambda e: seen.append((e.state.epoch, len(e.state.batch["view1"]), "weight" in e.state.batch)),
+    )
+    wf.run()
+    wf.finalize()
+    assert [s[0] for s in seen] == [1] * 4 + [2] * 4  # 16 cases / batch 4 (plain) or m = 4 (SE) per epoch
+    assert all(size == 4 for _, size, _ in seen)
+    assert [w for _, _, w in seen] == [False] * 4 + [mode == "re"] * 4
+    metrics = wf.trainer.state.metrics
+    assert 0 < metrics["imbalance_minority_share"] <= 1 and 0 < metrics["imbalance_candidate_minority_share"] < 0.5
+
+
+@pytest.mark.slow
+def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
+    """evaluate.json on phantoms: 3 pre-trainings, embeddings, radiomics, Table 1 with the supervised row, plots."""
+    import json
+
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "evaluate.json"),
+        workflow_type=None,
+        logging_file=False,
+        output_dir=str(tmp_path),
+        epochs=1,
+        num_workers=0,
+        roi_size=[28, 28, 28],
+        **{
+            "synthetic#n": 30,
+            "synthetic#size": [28, 28, 28],
+            "evaluate#diagnostic": {"ks": [2], "q": 5, "m": 4, "n_batches": 20},
+        },
+    )
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    for mode in ("none", "se", "re"):
+        assert (tmp_path / "pretrain" / mode / "models" / "model.pt").is_file()
+        assert len((tmp_path / "pretrain" / mode / "embeddings.csv").read_text().splitlines()) == 31
+    document = json.loads((tmp_path / "results.json").read_text())
+    rows = [r["feature_set"] for r in document["records"] if r["label_fraction"] == 1.0]
+    assert rows == [
+        "Trad. radiomics", "3DSiam", "3DSiam+SE", "3DSiam+RE", "Trad.+3DSiam", "Trad.+3DSiam+SE", "Trad.+3DSiam+RE",
+        "Supervised",
+    ]
+    assert {r["label_fraction"] for r in document["records"]} == {1.0, 0.5}
+    for record in document["records"]:
+        for metric in ("sensitivity", "specificity", "auc"):
+            assert len(record["metrics"][metric]["folds"]) == 5
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| Trad.+3DSiam+SE |" in markdown and "Suppl. Table 3" in markdown and "Fig. 2" in markdown
+    for name in ("roc.png", "correlation_density.png", "radiomics.csv", "analysis.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    a = torch.load(tmp_path / "pretrain" / "none" / "models" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "pretrain" / "se" / "models" / "model.pt", weights_only=True)
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # SE trained on other batches

@@ -113,7 +113,7 @@ class ImbalanceHandler:
             if self.mode == "se":
                 batch = subset_batch(batch, np.sort(self._rng.choice(n, size=self.m, replace=False)))
         else:
-            seed = self.seed + engine.state.iteration
+            seed = self.seed + engine.state.iteration  # iterations completed so far: a new k-means seed per batch
             feats = self.features(engine, batch[self.feature_key])
             if self.mode == "re":
                 weights = reweight(feats, k=self.k, seed=seed).cpu()

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, engines, losses, networks, transforms, utils  # noqa: E402
+from . import data, engines, losses, networks, transforms, utils
 
 __all__ = ["__version__", "data", "engines", "losses", "networks", "transforms", "utils"]

@@ -6,7 +6,7 @@ import inspect
 import os
 from pathlib import Path
 
-__all__ = ["DATA_DIR_ENV", "shared_data_dir", "bundle_root"]
+__all__ = ["DATA_DIR_ENV", "bundle_root", "shared_data_dir"]
 
 #: The one setting that locates the shared real data (tests and benchmarks only).
 DATA_DIR_ENV = "MEDSSL_DATA_DIR"

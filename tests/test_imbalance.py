@@ -37,7 +37,9 @@ def test_select_takes_the_nearest_samples_of_the_two_farthest_centroids():
     rng = np.random.default_rng(0)
     near0 = rng.uniform(0.1, 1.0, 10)
     near100 = rng.uniform(0.1, 1.0, 10)
-    x = np.concatenate([near0[:, None] * [1, 0], [[10, 0]] * 10 + rng.normal(0, 0.1, (10, 2)), 100 + near100[:, None] * [1, 0]])
+    x = np.concatenate(
+        [near0[:, None] * [1, 0], [[10, 0]] * 10 + rng.normal(0, 0.1, (10, 2)), 100 + near100[:, None] * [1, 0]]
+    )
     idx = select(x, k=3, m=6, seed=0)
     assert len(idx) == 6 and len(set(idx.tolist())) == 6
     _, centroids = cluster(x, k=3, seed=0)
@@ -102,7 +104,9 @@ def _engine(batches_per_epoch: list[dict], handler: ImbalanceHandler) -> tuple[E
 
 
 def _candidates(n: int, seed: int) -> dict:
-    x = torch.as_tensor(_blobs([n - n // 5, n // 5], [[0, 0, 0, 0], [9, 9, 9, 9]], seed=seed, dim=4), dtype=torch.float32)
+    x = torch.as_tensor(
+        _blobs([n - n // 5, n // 5], [[0, 0, 0, 0], [9, 9, 9, 9]], seed=seed, dim=4), dtype=torch.float32
+    )
     labels = torch.as_tensor([0] * (n - n // 5) + [1] * (n // 5))
     return {"image": x, "view1": x + 1, "view2": x + 2, "label": labels, "id": [f"c{i}" for i in range(n)]}
 

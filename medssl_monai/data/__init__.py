@@ -12,12 +12,12 @@ from .phantoms import make_phantom, synthetic_datalist
 
 __all__ = [
     "ReportingDataset",
-    "collate_reporting",
-    "root_cause",
     "build_datalist",
+    "collate_reporting",
     "folder_datalist",
     "json_datalist",
-    "medmnist_datalist",
     "make_phantom",
+    "medmnist_datalist",
+    "root_cause",
     "synthetic_datalist",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from .medmnist import medmnist_datalist
 from .phantoms import synthetic_datalist
 
-__all__ = ["json_datalist", "folder_datalist", "build_datalist"]
+__all__ = ["build_datalist", "folder_datalist", "json_datalist"]
 
 _FILE_KEYS = ("image", "mask")
 

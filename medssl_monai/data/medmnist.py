@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["medmnist_datalist", "SPLITS"]
+__all__ = ["SPLITS", "medmnist_datalist"]
 
 SPLITS = ("train", "val", "test")
 

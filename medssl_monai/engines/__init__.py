@@ -14,15 +14,15 @@ from .imbalance import ImbalanceHandler, subset_batch
 from .trainer import SSLTrainer
 
 __all__ = [
-    "SSLTrainer",
-    "ImbalanceHandler",
-    "subset_batch",
-    "EmbeddingEvaluator",
     "DataWaitTimer",
+    "EmbeddingEvaluator",
     "EmbeddingHealth",
-    "EpochAverage",
     "EmbeddingWriter",
+    "EpochAverage",
+    "ImbalanceHandler",
     "ProgressBar",
     "ResumableCheckpoint",
+    "SSLTrainer",
     "effective_rank",
+    "subset_batch",
 ]

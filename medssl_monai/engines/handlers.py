@@ -18,12 +18,12 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
 __all__ = [
-    "ProgressBar",
-    "EpochAverage",
-    "EmbeddingHealth",
     "DataWaitTimer",
-    "ResumableCheckpoint",
+    "EmbeddingHealth",
     "EmbeddingWriter",
+    "EpochAverage",
+    "ProgressBar",
+    "ResumableCheckpoint",
     "effective_rank",
 ]
 

@@ -108,7 +108,9 @@ class ImbalanceHandler:
         n = len(batch[self.feature_key])
         weights = None
         if self.mode == "se" and n <= self.m:
-            raise ValueError(f"SE needs candidate batches larger than m={self.m}, got {n}: set the loader batch to k*q.")
+            raise ValueError(
+                f"SE needs candidate batches larger than m={self.m}, got {n}: set the loader batch to k*q."
+            )
         if engine.state.epoch < self.start_epoch:
             if self.mode == "se":
                 batch = subset_batch(batch, np.sort(self._rng.choice(n, size=self.m, replace=False)))
@@ -139,4 +141,6 @@ class ImbalanceHandler:
         engine.state.metrics["imbalance_candidate_minority_share"] = self._candidates[minority] / sum(
             self._candidates.values()
         )
-        engine.state.metrics["imbalance_minority_share"] = self._trained[minority] / max(sum(self._trained.values()), 1e-12)
+        engine.state.metrics["imbalance_minority_share"] = self._trained[minority] / max(
+            sum(self._trained.values()), 1e-12
+        )

@@ -21,7 +21,7 @@ from .plots import plot_correlation_density
 from .protocol import run_protocol
 from .tables import align_tables, load_embedding_csv
 
-__all__ = ["TABLE1_FEATURE_SETS", "evaluate_feature_tables", "diagnostic_markdown"]
+__all__ = ["TABLE1_FEATURE_SETS", "diagnostic_markdown", "evaluate_feature_tables"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,16 @@ def _labelled(datalist: Sequence[Mapping]) -> tuple[list[str], np.ndarray]:
 
 def diagnostic_markdown(result: Mapping, source: str) -> str:
     """Supplementary Table 3 layout: minority:majority ratio of random and SE batches for each k."""
+
     def ratio(r: float) -> str:
         return f"1:{1 / r:.2f}" if r > 0 else "0"
 
     lines = [
-        f"SE batch composition (Li et al., Suppl. Table 3) on {source}: {result['n_batches']} candidate batches per k; "
-        f"classes {result['classes']}, minority {result['minority']}, majority {result['majority']} "
-        f"(data {ratio(result['data_ratio'])}).",
+        (
+            f"SE batch composition (Li et al., Suppl. Table 3) on {source}: {result['n_batches']} candidate batches "
+            f"per k; classes {result['classes']}, minority {result['minority']}, majority {result['majority']} "
+            f"(data {ratio(result['data_ratio'])})."
+        ),
         "",
         "| k | N = k*q | m | random batch (min:maj) | SE batch (min:maj) | minority share random | minority share SE |",
         "|---|---|---|---|---|---|---|",
@@ -108,11 +111,13 @@ def evaluate_feature_tables(
     ids, labels = _labelled(datalist)
     loaded = {name: load_embedding_csv(path) for name, path in tables.items()}
     present = set(ids)
-    for name, (row_ids, _, _) in loaded.items():
+    for row_ids, _, _ in loaded.values():
         present &= set(row_ids)
     excluded = [i for i in ids if i not in present]
     if excluded:
-        logger.warning("%d case(s) are missing from some feature table and are left out: %s", len(excluded), excluded[:10])
+        logger.warning(
+            "%d case(s) are missing from some feature table and are left out: %s", len(excluded), excluded[:10]
+        )
     keep = [k for k, i in enumerate(ids) if i in present]
     ids, labels = [ids[k] for k in keep], labels[keep]
     aligned = align_tables({name: (row_ids, values) for name, (row_ids, _, values) in loaded.items()}, ids)
@@ -122,7 +127,9 @@ def evaluate_feature_tables(
         if all(n in aligned for n in names):
             rows[row] = [aligned[n] for n in names]
         else:
-            logger.warning("feature set %r skipped: table(s) %s not given.", row, [n for n in names if n not in aligned])
+            logger.warning(
+                "feature set %r skipped: table(s) %s not given.", row, [n for n in names if n not in aligned]
+            )
     predictors = {}
     if supervised is not None:
         if preprocessing is None:
@@ -131,8 +138,17 @@ def evaluate_feature_tables(
         predictors["Supervised"] = supervised(images=images, labels=labels)
 
     records = run_protocol(
-        rows, labels, extra_predictors=predictors, positive_class=positive_class, class_names=class_names,
-        n_splits=n_splits, label_fractions=label_fractions, seed=seed, ids=ids, output_dir=out, progress=progress,
+        rows,
+        labels,
+        extra_predictors=predictors,
+        positive_class=positive_class,
+        class_names=class_names,
+        n_splits=n_splits,
+        label_fractions=label_fractions,
+        seed=seed,
+        ids=ids,
+        output_dir=out,
+        progress=progress,
     )
     extras: dict[str, Any] = {"excluded_cases": excluded}
     sections = []
@@ -148,8 +164,9 @@ def evaluate_feature_tables(
             )
         )
     if diagnostic_table is not None:
-        result = batch_ratio_diagnostic(aligned[diagnostic_table], labels, seed=seed, progress=progress,
-                                        **dict(diagnostic or {}))
+        result = batch_ratio_diagnostic(
+            aligned[diagnostic_table], labels, seed=seed, progress=progress, **dict(diagnostic or {})
+        )
         extras["imbalance_diagnostic"] = result
         text = diagnostic_markdown(result, f"features of table '{diagnostic_table}'")
         atomic_write_text(out / "imbalance_diagnostic.md", text)

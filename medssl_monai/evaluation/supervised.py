@@ -107,8 +107,12 @@ class SupervisedBaseline:
         )
         best = {"score": -np.inf, "epoch": 0, "state": None}
         y_val = self.labels[split.val]
-        bar = tqdm(total=self.epochs, desc=f"supervised fold {split.fold} ({split.label_fraction:g})",
-                   disable=not self.progress, leave=False)
+        bar = tqdm(
+            total=self.epochs,
+            desc=f"supervised fold {split.fold} ({split.label_fraction:g})",
+            disable=not self.progress,
+            leave=False,
+        )
 
         @trainer.on(Events.EPOCH_COMPLETED)
         def _select(engine) -> None:
@@ -124,7 +128,11 @@ class SupervisedBaseline:
         network.load_state_dict(best["state"])
         probs = self._predict(network, split.test)
         self.history.append(
-            {"fold": split.fold, "label_fraction": split.label_fraction, "best_epoch": best["epoch"],
-             "val_balanced_accuracy": float(best["score"])}
+            {
+                "fold": split.fold,
+                "label_fraction": split.label_fraction,
+                "best_epoch": best["epoch"],
+                "val_balanced_accuracy": float(best["score"]),
+            }
         )
         return self.classes[probs.argmax(1)], probs

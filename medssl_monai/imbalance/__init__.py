@@ -9,4 +9,4 @@ Supplementary Table 3 (class ratio of SE-selected batches; labels are used for t
 from .diagnostic import batch_ratio_diagnostic
 from .strategies import cluster, reweight, select
 
-__all__ = ["cluster", "reweight", "select", "batch_ratio_diagnostic"]
+__all__ = ["batch_ratio_diagnostic", "cluster", "reweight", "select"]

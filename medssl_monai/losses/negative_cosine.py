@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["negative_cosine_similarity", "SimSiamLoss"]
+__all__ = ["SimSiamLoss", "negative_cosine_similarity"]
 
 
 def negative_cosine_similarity(p: torch.Tensor, z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -4,4 +4,4 @@ from .encoders import SiamEncoder3D
 from .heads import MLPHead, PredictionHead
 from .ssl import SSLNetwork
 
-__all__ = ["SiamEncoder3D", "MLPHead", "PredictionHead", "SSLNetwork"]
+__all__ = ["MLPHead", "PredictionHead", "SSLNetwork", "SiamEncoder3D"]

@@ -2,14 +2,27 @@
 
 The library is grouped by concern (MONAI's own habit): ``data`` (readers, synthetic phantoms),
 ``transforms`` (MONAI-style dictionary transforms), ``networks`` (backbones and heads),
-``losses`` (one loss per file), ``engines`` (Ignite trainers and handlers).
+``losses`` (one loss per file), ``imbalance`` (RE/SE from k-means on features), ``radiomics`` (PyRadiomics
+extraction with a per-case cache over an Executor), ``engines`` (Ignite trainers and handlers), ``evaluation``
+(linear SVM protocol, supervised baseline, reports and plots).
 Bundles under ``bundles/`` hold configs only; every ``_target_`` points here or into MONAI.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from . import data, engines, losses, networks, transforms, utils
+from . import data, engines, evaluation, imbalance, losses, networks, radiomics, transforms, utils
 
-__all__ = ["__version__", "data", "engines", "losses", "networks", "transforms", "utils"]
+__all__ = [
+    "__version__",
+    "data",
+    "engines",
+    "evaluation",
+    "imbalance",
+    "losses",
+    "networks",
+    "radiomics",
+    "transforms",
+    "utils",
+]

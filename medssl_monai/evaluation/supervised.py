@@ -38,6 +38,8 @@ class SupervisedBaseline:
         feature_dim: the encoder's output size.
         augmentation: a MONAI dict transform on ``{"image"}`` for training batches, or None.
         epochs, batch_size, lr, weight_decay: training budget and Adam settings.
+        num_workers: loader processes for the augmentation of training batches.
+        memory_format: ``"channels_last_3d"`` runs the network in that layout (faster on CPU, see BENCHMARKS.md).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class SupervisedBaseline:
         weight_decay: float = 1e-4,
         device: str | torch.device = "cpu",
         num_workers: int = 0,
+        memory_format: str | None = None,
         seed: int = 0,
         progress: bool = True,
     ) -> None:
@@ -64,6 +67,7 @@ class SupervisedBaseline:
         self.encoder, self.feature_dim, self.augmentation = encoder, feature_dim, augmentation
         self.epochs, self.batch_size, self.lr, self.weight_decay = int(epochs), int(batch_size), lr, weight_decay
         self.device, self.num_workers, self.seed, self.progress = torch.device(device), num_workers, seed, progress
+        self.memory_format = getattr(torch, memory_format) if memory_format else torch.contiguous_format
         self.history: list[dict] = []
 
     def _data(self, index: np.ndarray, train: bool) -> Dataset:
@@ -71,12 +75,19 @@ class SupervisedBaseline:
         items = [{"image": self.images[i], "label": int(t)} for i, t in zip(index, targets)]
         return Dataset(items, transform=self.augmentation if train else None)
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(x).to(self.device).contiguous(memory_format=self.memory_format)
+
     @torch.no_grad()
     def _predict(self, network: nn.Module, index: np.ndarray) -> np.ndarray:
         network.eval()
         loader = DataLoader(self._data(index, train=False), batch_size=self.batch_size, shuffle=False)
-        probs = [torch.softmax(network(b["image"].to(self.device)), dim=1).cpu() for b in loader]
+        probs = [torch.softmax(network(self._input(b["image"])), dim=1).cpu() for b in loader]
         return torch.cat(probs).numpy()
+
+    def _prepare_batch(self, batchdata: dict, device, non_blocking: bool = False, **kwargs):
+        """MONAI ``prepare_batch``: image in the network's memory format, label as a class-index tensor."""
+        return self._input(batchdata["image"]), torch.as_tensor(batchdata["label"]).to(self.device)
 
     def __call__(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
         fit_targets = np.searchsorted(self.classes, self.labels[split.fit])
@@ -87,7 +98,7 @@ class SupervisedBaseline:
         class_weight = torch.as_tensor(len(fit_targets) / (len(self.classes) * counts), dtype=torch.float32)
         torch.manual_seed(self.seed + split.fold)
         network = nn.Sequential(copy.deepcopy(self.encoder), nn.Linear(self.feature_dim, len(self.classes)))
-        network = network.to(self.device)
+        network = network.to(self.device).to(memory_format=self.memory_format)
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loader = DataLoader(
             self._data(split.fit, train=True),
@@ -103,6 +114,7 @@ class SupervisedBaseline:
             network=network,
             optimizer=optimizer,
             loss_function=nn.CrossEntropyLoss(weight=class_weight.to(self.device)),
+            prepare_batch=self._prepare_batch,
             decollate=False,
         )
         best = {"score": -np.inf, "epoch": 0, "state": None}

@@ -57,6 +57,11 @@ class _GlcmSumAverageNotice(logging.Filter):
 
 
 def _quiet_glcm_notice() -> None:
+    """PyRadiomics logs each feature class of each case at INFO ("Computing glcm"): thousands of lines per dataset
+    under a bundle's INFO logging. Keep its warnings and errors; our progress bar and summary report the run."""
+    radiomics_logger = logging.getLogger("radiomics")
+    if radiomics_logger.level in (logging.NOTSET, logging.DEBUG, logging.INFO):
+        radiomics_logger.setLevel(logging.WARNING)
     glcm_logger = logging.getLogger("radiomics.glcm")
     if not any(isinstance(f, _GlcmSumAverageNotice) for f in glcm_logger.filters):
         glcm_logger.addFilter(_GlcmSumAverageNotice())

@@ -322,3 +322,23 @@ def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
     a = torch.load(tmp_path / "pretrain" / "none" / "models" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "pretrain" / "se" / "models" / "model.pt", weights_only=True)
     assert any(not torch.equal(a[k], b[k]) for k in a)  # SE trained on other batches
+
+
+def test_shipped_encoder_loads_with_the_bundle_api():
+    """bundles/3dsiam/models/model.pt: a real pre-trained encoder, under 10 MB, provenance in the metadata."""
+    import json
+
+    path = BUNDLE_3DSIAM / "models" / "model.pt"
+    assert path.stat().st_size < 10 * 2**20
+    encoder = load(name="3dsiam", bundle_dir=str(BUNDLE_3DSIAM.parent), device="cpu")
+    assert isinstance(encoder, SiamEncoder3D)
+    saved = torch.load(path, weights_only=True)
+    for key, value in encoder.state_dict().items():
+        torch.testing.assert_close(value, saved[key])
+    assert any(v.float().abs().sum() > 0 and "running_mean" in k for k, v in saved.items())  # trained BN statistics
+    metadata = json.loads((CONFIGS / "metadata.json").read_text())
+    assert {"data", "command", "epochs", "seed", "imbalance"} <= set(metadata["pretrained_weights"])
+    encoder.eval()
+    with torch.no_grad():
+        z = encoder(torch.rand(8, 1, 28, 28, 28) * 255)
+    assert z.shape == (8, 256) and torch.isfinite(z).all() and z.std(0).mean() > 0

@@ -315,7 +315,7 @@ def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
     for record in document["records"]:
         for metric in ("sensitivity", "specificity", "auc"):
             assert len(record["metrics"][metric]["folds"]) == 5
-    markdown = (tmp_path / "results.md").read_text()
+    markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "| Trad.+3DSiam+SE |" in markdown and "Suppl. Table 3" in markdown and "Fig. 2" in markdown
     for name in ("roc.png", "correlation_density.png", "radiomics.csv", "analysis.json"):
         assert (tmp_path / name).stat().st_size > 0

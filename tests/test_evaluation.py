@@ -248,7 +248,7 @@ def test_run_protocol_separable_random_and_outputs(tmp_path: Path):
     assert {c["name"]: c["count"] for c in header["classes"]} == {"L-grade": 30, "H-grade": 70}
     assert header["label_fractions"] == [1.0, 0.5] and len(header["C_grid"]) == 7
     assert len(doc["records"]) == 6 and "predictions" not in doc["records"][0]
-    md = (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "| Method | Sensitivity (full labels) | Specificity (full labels) | AUC (full labels) |" in md
     assert "Specificity (50% labels)" in md and "Positive class: H-grade (majority class)" in md
     rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ") and "±" in line]
@@ -268,7 +268,7 @@ def test_run_protocol_multiclass_report(tmp_path: Path):
     assert set(record["metrics"]) == {"accuracy", "minor_class_accuracy", "balanced_accuracy"}
     assert record["positive_class"] is None and record["roc_class"] == "II"
     assert record["metrics"]["accuracy"]["mean"] > 0.8
-    md = (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "| Method | Accuracy (full labels) | Minor-class accuracy (full labels) |" in md
     assert "recall of II" in md and (tmp_path / "roc.png").is_file()
 

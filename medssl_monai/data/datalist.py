@@ -109,7 +109,7 @@ def folder_datalist(
 
 
 def _read_labels(path: Path) -> dict[str, int]:
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if rows and not {"id", "label"} <= set(rows[0]):
         raise ValueError(f"'{path}' must have the columns 'id' and 'label', has {list(rows[0])}.")

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
+
+from ..utils import atomic_write_csv, atomic_write_text
 
 __all__ = [
     "DataWaitTimer",
@@ -233,7 +232,9 @@ class ResumableCheckpoint:
         if not saved:
             logger.info("No checkpoint in %s: starting from scratch.", self.save_dir)
             if self.run_config and writer:
-                _atomic_write(self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True))
+                atomic_write_text(
+                    self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True)
+                )
         else:
             epoch, path = saved[-1]
             self._check_run_config()
@@ -306,35 +307,11 @@ class EmbeddingWriter:
     def _write(self, engine: Engine) -> None:
         dim = len(self.rows[0]) - 1 - int(self.has_label) if self.rows else 0
         header = ["id", *(["label"] if self.has_label else []), *[f"f{i}" for i in range(dim)]]
-        _atomic_csv(self.path, header, self.rows)
+        atomic_write_csv(self.path, header, self.rows)
         logger.info("Wrote %d embeddings of size %d to %s.", len(self.rows), dim, self.path)
         if self.errors:
             err_path = self.path.with_name(self.path.stem + "_errors.csv")
-            _atomic_csv(err_path, ["id", "error"], self.errors)
+            atomic_write_csv(err_path, ["id", "error"], self.errors)
             logger.error("%d case(s) failed and were skipped (listed in %s):", len(self.errors), err_path)
             for case, message in self.errors:
                 logger.error("  %s: %s", case, message)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_csv(path: Path, header: list, rows: list) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    _atomic_write(path, buffer.getvalue())

@@ -177,5 +177,5 @@ def evaluate_feature_tables(
     atomic_write_text(out / "analysis.json", json.dumps(jsonable(extras), indent=2) + "\n")
     if sections:
         results_md = out / "results.md"
-        atomic_write_text(results_md, results_md.read_text() + "\n" + "\n".join(sections))
+        atomic_write_text(results_md, results_md.read_text(encoding="utf-8") + "\n" + "\n".join(sections))
     return records

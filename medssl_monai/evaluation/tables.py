@@ -68,7 +68,7 @@ def load_embedding_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray |
     empty label, a non-numeric value, NaN/inf, or a repeated id.
     """
     path = Path(path)
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows or not rows[0] or rows[0][0].strip() != "id":
         raise ValueError(f"{path}: the first line must be a header starting with 'id' (id,[label,]f0,f1,...).")

@@ -85,7 +85,7 @@ def read_baseline(
     path = Path(baseline_dir) / f"baseline_{feature_class}.csv"
     if not path.is_file():
         raise FileNotFoundError(f"baseline file '{path}' does not exist.")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     header = rows[0]
     cases = [c for c in header[1:] if c in BASELINE_CASES]

@@ -323,9 +323,9 @@ def extract_to_csv(
     result = extract_features(datalist, params, cache_dir=cache_dir, **kwargs)
     errors_csv = output_csv.with_name(output_csv.stem + "_errors.csv")
     if result.failures:
-        from medssl_monai.engines.handlers import _atomic_csv
+        from medssl_monai.utils import atomic_write_csv
 
-        _atomic_csv(errors_csv, ["id", "error"], result.failures)
+        atomic_write_csv(errors_csv, ["id", "error"], result.failures)
         logger.error("%d case(s) failed (listed in %s).", len(result.failures), errors_csv)
     else:
         errors_csv.unlink(missing_ok=True)

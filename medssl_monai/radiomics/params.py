@@ -36,7 +36,7 @@ def load_params(params: str | os.PathLike | Mapping, overrides: Mapping | None =
         if not path.is_file():
             raise FileNotFoundError(f"PyRadiomics {source} does not exist.")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as err:
             raise ValueError(f"cannot read PyRadiomics {source}: {err}") from err
         if not isinstance(loaded, dict):  # an invalid file, like a schema error below: ValueError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl_monai.engines.handlers import _atomic_csv
+from medssl_monai.utils import atomic_write_csv
 
 __all__ = ["read_feature_csv", "write_feature_csv"]
 
@@ -38,7 +38,7 @@ def write_feature_csv(
         for i, case in enumerate(ids)
     ]
     path = Path(path)
-    _atomic_csv(path, header, rows)
+    atomic_write_csv(path, header, rows)
     return path
 
 
@@ -49,7 +49,7 @@ def read_feature_csv(path: str | os.PathLike) -> tuple[list[str], list[str], np.
     is a feature. Empty cells read as NaN.
     """
     path = Path(path)
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows or not rows[0] or rows[0][0] != "id":
         raise ValueError(f"'{path}' is not a feature CSV: the first column must be 'id'.")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from medssl_monai.parallel import describe_error, map_unordered, open_executor
 
 from .cache import FeatureCache, case_key
 from .images import prepare_case
@@ -108,12 +109,7 @@ def _run_case(case_id: str, image, mask, params: str, binarize_mask: bool) -> tu
     try:
         return case_id, extract_case(image, mask, params, binarize_mask), None
     except Exception as err:  # noqa: BLE001 - every failure of one case is reported with its id, the others go on
-        return case_id, None, _describe(err)
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err).strip().replace("\n", " ")
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+        return case_id, None, describe_error(err)
 
 
 def _init_worker() -> None:
@@ -122,32 +118,6 @@ def _init_worker() -> None:
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     _quiet_glcm_notice()
-
-
-@contextmanager
-def _open_executor(executor: Executor | None, max_workers: int | None, scheduler_address: str | None, tasks: int):
-    """The executor to map over (None: run in this process), closing what this function opened."""
-    if executor is not None:
-        yield executor
-    elif scheduler_address:
-        from distributed import Client
-
-        client = Client(scheduler_address)
-        try:
-            yield client.get_executor()
-        finally:
-            client.close()
-    elif max_workers == 0:
-        yield None
-    else:
-        workers = max_workers or max(1, min(os.cpu_count() or 1, tasks))
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
-        try:
-            yield pool
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
 
 
 def _check_datalist(datalist: Sequence[Mapping]) -> list[Mapping]:
@@ -225,7 +195,7 @@ def extract_features(
             try:
                 key = case_key(item["image"], item.get("mask"), params, binarize_mask)
             except OSError as err:  # a missing or unreadable file fails this case only
-                errors[case] = _describe(err)
+                errors[case] = describe_error(err)
                 continue
             hit = cache.get(key)
             if hit is not None:
@@ -250,23 +220,13 @@ def extract_features(
 
     try:
         if todo:
-            with _open_executor(executor, max_workers, scheduler_address, len(todo)) as pool:
+            with open_executor(executor, max_workers, scheduler_address, len(todo), _init_worker) as pool:
                 args = [(str(it["id"]), it["image"], it.get("mask"), canonical, binarize_mask) for it, _ in todo]
-                if pool is None:
-                    for task in args:
-                        finish(*_run_case(*task))
-                else:
-                    futures = {pool.submit(_run_case, *task): task[0] for task in args}
-                    try:
-                        for future in as_completed(futures):
-                            try:
-                                finish(*future.result())
-                            except Exception as err:  # noqa: BLE001 - a crashed worker, a pickling error ...
-                                finish(futures[future], None, _describe(err))
-                    except BaseException:
-                        for future in futures:
-                            future.cancel()
-                        raise
+                for index, outcome, error in map_unordered(_run_case, args, pool):
+                    if error is None:
+                        finish(*outcome)
+                    else:  # a crashed worker, a pickling error ... (_run_case itself never raises)
+                        finish(args[index][0], None, describe_error(error))
     finally:
         bar.close()
 

@@ -1,23 +1,29 @@
-"""Readers and dataset builders: synthetic phantoms, MedMNIST npz, image + mask datalists.
+"""Readers and dataset builders: synthetic phantoms, MedMNIST npz, image + mask datalists, CT volumes as slice stacks.
 
 Every reader returns a datalist: a list of dicts with ``image`` (a file path, or an array for in-memory data),
 optional ``mask``, optional ``label`` (class index) and ``id``. :func:`build_datalist` picks the reader from
 what ``dataset_dir`` points at, so one bundle config serves every input.
 """
 
+from .ct_volumes import CTVolume, SliceStack, VolumeReadError, discover_volumes, read_volume
 from .datalist import build_datalist, folder_datalist, json_datalist
 from .dataset import ReportingDataset, collate_reporting, root_cause
 from .medmnist import medmnist_datalist
 from .phantoms import make_phantom, synthetic_datalist
 
 __all__ = [
+    "CTVolume",
     "ReportingDataset",
+    "SliceStack",
+    "VolumeReadError",
     "build_datalist",
     "collate_reporting",
+    "discover_volumes",
     "folder_datalist",
     "json_datalist",
     "make_phantom",
     "medmnist_datalist",
+    "read_volume",
     "root_cause",
     "synthetic_datalist",
 ]

@@ -10,6 +10,7 @@ from .datalist import build_datalist, folder_datalist, json_datalist
 from .dataset import ReportingDataset, collate_reporting, root_cause
 from .medmnist import medmnist_datalist
 from .phantoms import make_phantom, synthetic_datalist
+from .synthetic_ct import make_synthetic_ct, write_synthetic_ct_folder
 
 __all__ = [
     "CTVolume",
@@ -22,8 +23,10 @@ __all__ = [
     "folder_datalist",
     "json_datalist",
     "make_phantom",
+    "make_synthetic_ct",
     "medmnist_datalist",
     "read_volume",
     "root_cause",
     "synthetic_datalist",
+    "write_synthetic_ct_folder",
 ]

@@ -94,7 +94,7 @@ def discover_volumes(dataset_dir: str | os.PathLike, exclude: Iterable[str | os.
         return [CTVolume(_strip_suffix(root.name), kind, str(root))]
     skip = {Path(p).expanduser().resolve() for p in exclude}
     volumes: list[CTVolume] = []
-    for folder, dirnames, filenames in os.walk(root):
+    for folder, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(folder)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in skip)
         files = sorted(here / name for name in filenames if not name.startswith("."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_stack", "check_square"]
+__all__ = ["check_square", "check_stack"]
 
 
 def check_stack(images: np.ndarray, name: str = "images", dtype: type | None = None) -> np.ndarray:

@@ -147,7 +147,7 @@ def dhash(images: np.ndarray) -> np.ndarray:
 def _popcount64(v: np.ndarray) -> np.ndarray:
     if hasattr(np, "bitwise_count"):  # numpy >= 2.0
         return np.bitwise_count(v).astype(np.int64)
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+    table = np.array([(i).bit_count() for i in range(256)], dtype=np.int64)
     return table[v[..., None].view(np.uint8)].sum(-1)
 
 

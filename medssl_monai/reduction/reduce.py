@@ -31,8 +31,8 @@ import numpy as np
 from ._checks import check_square, check_stack
 
 __all__ = [
-    "DEFAULT_THRESHOLDS",
     "DEFAULT_TARGET_FRACTION",
+    "DEFAULT_THRESHOLDS",
     "METHODS",
     "every_n",
     "reduce_pairs",

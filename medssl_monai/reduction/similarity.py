@@ -23,7 +23,7 @@ from scipy.ndimage import correlate1d
 
 from ._checks import check_stack
 
-__all__ = ["gaussian_window", "pairwise_nmi", "pairwise_ssim", "ssim", "nmi"]
+__all__ = ["gaussian_window", "nmi", "pairwise_nmi", "pairwise_ssim", "ssim"]
 
 SIGMA, RADIUS, K1, K2 = 1.5, 5, 0.01, 0.03
 

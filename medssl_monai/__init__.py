@@ -4,7 +4,8 @@ The library is grouped by concern (MONAI's own habit): ``data`` (readers, synthe
 ``transforms`` (MONAI-style dictionary transforms), ``networks`` (backbones and heads),
 ``losses`` (one loss per file), ``imbalance`` (RE/SE from k-means on features), ``radiomics`` (PyRadiomics
 extraction with a per-case cache over an Executor), ``engines`` (Ignite trainers and handlers), ``evaluation``
-(linear SVM protocol, supervised baseline, reports and plots).
+(linear SVM protocol, supervised baseline, reports and plots), ``reduction`` (CT slice similarity and
+near-duplicate removal).
 Bundles under ``bundles/`` hold configs only; every ``_target_`` points here or into MONAI.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-from . import data, engines, evaluation, imbalance, losses, networks, radiomics, transforms, utils
+from . import data, engines, evaluation, imbalance, losses, networks, radiomics, reduction, transforms, utils
 
 __all__ = [
     "__version__",
@@ -23,6 +24,7 @@ __all__ = [
     "losses",
     "networks",
     "radiomics",
+    "reduction",
     "transforms",
     "utils",
 ]

@@ -17,6 +17,7 @@ from conftest import REPO
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
+from medssl_monai.reduction.__main__ import main
 from medssl_monai.reduction.run import MANIFEST_COLUMNS, reduce_dataset
 
 CONFIGS = REPO / "bundles" / "ct_slice_reduction" / "configs"
@@ -162,5 +163,31 @@ def test_cli_smoke(tmp_path, dataset):
     assert "Kept 8 of 24 slices" in result.stderr and "broken" in result.stderr
     _check_outputs(tmp_path / "out", dataset)
     (dataset / "broken.nii.gz").unlink()
-    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert main(command[3:]) == 0  # the same command line in this process (a second interpreter start costs ~10 s)
+    assert not (tmp_path / "out" / "errors.csv").exists()
+    assert main([str(tmp_path / "nothing"), "--output-dir", str(tmp_path / "o2"), "--workers", "0"]) == 2
+
+
+def test_deep_method_runs_in_process_with_a_torchscript_encoder(tmp_path, dataset):
+    import torch
+    from torch import nn
+
+    (dataset / "broken.nii.gz").unlink()
+    with pytest.raises(ValueError, match="needs an encoder"):
+        reduce_dataset(dataset, tmp_path / "none", method="deep", max_workers=0)
+    encoder = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    torch.jit.save(encoder, str(tmp_path / "encoder.ts"))  # 3 input channels: grey slices must be repeated
+    summary = reduce_dataset(
+        dataset, tmp_path / "deep", method="deep", encoder=str(tmp_path / "encoder.ts"), max_workers=2, progress=False
+    )
+    assert summary["failed"] == 0 and summary["target_fraction"] == 0.1 and summary["threshold"] is None
+    assert [v["kept"] for v in summary["per_volume"]] == [1, 1]  # the paper's 10 % of 12 slices, at least one
+
+
+def test_every_n_and_target_fraction_reach_the_library(tmp_path, dataset):
+    summary = reduce_dataset(dataset, tmp_path / "n", method="every_n", n=5, max_workers=0, progress=False)
+    assert summary["n"] == 5 and [v["kept"] for v in summary["per_volume"]] == [3, 3]  # slices 0, 5, 10
+    kept = [int(r["slice"]) for r in _manifest(tmp_path / "n") if r["kept"] == "1" and r["volume"] == "a"]
+    assert kept == [0, 5, 10]
+    summary = reduce_dataset(dataset, tmp_path / "t", target_fraction=0.5, max_workers=0, progress=False)
+    assert summary["threshold"] is None and [v["kept"] for v in summary["per_volume"]] == [6, 6]

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from medssl_monai.data.ct_volumes import CTVolume, discover_volumes
 from medssl_monai.parallel import describe_error, map_unordered, open_executor
@@ -155,10 +157,15 @@ def reduce_dataset(
     """
     from tqdm.auto import tqdm
 
-    from medssl_monai.reduction import DEFAULT_THRESHOLDS, METHODS
+    from medssl_monai.reduction import DEFAULT_EVERY_N, METHODS
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{method}'.")
+    if method == "deep" and encoder is None:
+        raise ValueError(
+            "the deep method needs an encoder: a TorchScript file or a torch.nn.Module (no ImageNet weights ship or "
+            "download here; see the ct_slice_reduction docs)."
+        )
     if variant not in ("exact", "released"):
         raise ValueError(f"variant must be 'exact' or 'released', got '{variant}'.")
     if window is not None:
@@ -181,15 +188,13 @@ def reduce_dataset(
         executor, scheduler_address, max_workers = None, None, 0
     options["window"] = window
     png_root = str(output / "slices") if export_png else None
-    effective_threshold = threshold
-    if threshold is None and target_fraction is None:
-        effective_threshold = DEFAULT_THRESHOLDS.get(method)
+    effective_threshold, effective_target = _effective_stop(method, threshold, target_fraction)
     logger.info(
         "Reducing %d volume(s) from %s: method=%s, %s, variant=%s%s -> %s",
         len(volumes),
         dataset_dir,
         method,
-        f"target_fraction={target_fraction}" if target_fraction is not None else f"threshold={effective_threshold}",
+        _describe_stop(method, effective_threshold, effective_target, n),
         variant,
         f", window={window}" if window else "",
         output,
@@ -235,9 +240,9 @@ def reduce_dataset(
         "output_dir": str(output),
         "method": method,
         "threshold": effective_threshold,
-        "target_fraction": target_fraction,
+        "target_fraction": effective_target,
         "variant": variant,
-        "n": n,
+        "n": (n or DEFAULT_EVERY_N) if method == "every_n" else None,
         "window": list(window) if window else None,
         "export_png": bool(export_png),
         "volumes": len(per_volume),
@@ -266,10 +271,49 @@ def reduce_dataset(
     return summary
 
 
-def _load_encoder(encoder: Any) -> Any:
-    """A TorchScript file path -> the loaded module; anything else (a module, None) as it is."""
-    if isinstance(encoder, (str, os.PathLike)):
-        import torch
+def _effective_stop(method: str, threshold: float | None, target_fraction: float | None) -> tuple:
+    """``(threshold, target_fraction)`` that :func:`~medssl_monai.reduction.reduce_volume` will use: the given ones,
+    else the method's :data:`~medssl_monai.reduction.DEFAULT_THRESHOLDS` entry, else the paper's 10 % target
+    (:data:`~medssl_monai.reduction.DEFAULT_TARGET_FRACTION`); ``(None, None)`` for ``all`` and ``every_n``."""
+    from medssl_monai.reduction import DEFAULT_TARGET_FRACTION, DEFAULT_THRESHOLDS
 
-        return torch.jit.load(os.fspath(encoder), map_location="cpu")
-    return encoder
+    if method in ("all", "every_n"):
+        return None, None
+    if threshold is None and target_fraction is None:
+        threshold = DEFAULT_THRESHOLDS.get(method)
+        if threshold is None:
+            target_fraction = DEFAULT_TARGET_FRACTION
+    return threshold, target_fraction
+
+
+def _describe_stop(method: str, threshold: float | None, target_fraction: float | None, n: int | None) -> str:
+    if method == "every_n":
+        return f"n={n if n is not None else 'default'}"
+    parts = [f"threshold={threshold}"] if threshold is not None else []
+    parts += [f"target_fraction={target_fraction}"] if target_fraction is not None else []
+    return ", ".join(parts) or "keep all"
+
+
+def _load_encoder(encoder: Any) -> Any:
+    """A TorchScript file path -> the loaded module, wrapped so that its input channel count (its first convolution's)
+    is visible to :func:`~medssl_monai.reduction.input_channels`; anything else (a module, None) as it is."""
+    if not isinstance(encoder, (str, os.PathLike)):
+        return encoder
+    try:
+        scripted = torch.jit.load(os.fspath(encoder), map_location="cpu")
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ValueError(f"cannot load the encoder '{encoder}' as TorchScript (torch.jit.save): {err}") from err
+    channels = next((m.in_channels for m in scripted.modules() if isinstance(getattr(m, "in_channels", None), int)), 1)
+    return _ScriptedEncoder(scripted, channels)
+
+
+class _ScriptedEncoder(nn.Module):
+    """A loaded TorchScript encoder with the ``in_channels`` attribute the deep similarity reads."""
+
+    def __init__(self, module: nn.Module, in_channels: int) -> None:
+        super().__init__()
+        self.module = module
+        self.in_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)

@@ -72,23 +72,23 @@ def _check_outputs(output: Path, dataset: Path) -> None:
     assert leftovers == []
 
 
-def test_reduce_workflow_writes_manifest_summary_errors_and_pngs(tmp_path, dataset):
-    output = tmp_path / "out"
+def _run_bundle(output: Path, **overrides) -> None:
+    """reduce.json through MONAI's ConfigWorkflow (what ``python -m monai.bundle run`` does), in this process."""
     wf = ConfigWorkflow(
         config_file=str(CONFIGS / "reduce.json"),
         workflow_type=None,
         logging_file=False,
-        dataset_dir=str(dataset),
         output_dir=str(output),
-        method="hash",
-        threshold=6,
-        num_workers=0,
-        export_png=True,
-        progress=False,
+        **{"num_workers": 0, "progress": False, **overrides},
     )
     wf.initialize()
     wf.run()
     wf.finalize()
+
+
+def test_reduce_workflow_writes_manifest_summary_errors_and_pngs(tmp_path, dataset):
+    output = tmp_path / "out"
+    _run_bundle(output, dataset_dir=str(dataset), method="hash", threshold=6, export_png=True)
     _check_outputs(output, dataset)
     assert not (output / "slices" / "broken").exists()
     for volume in ("a", "b"):
@@ -130,16 +130,7 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, dataset):
 
 
 def test_default_run_reduces_the_synthetic_demo_volumes(tmp_path):
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "reduce.json"),
-        workflow_type=None,
-        logging_file=False,
-        output_dir=str(tmp_path),
-        num_workers=0,
-        progress=False,
-    )
-    wf.initialize()
-    wf.run()
+    _run_bundle(tmp_path)  # no dataset_dir: the synthetic volumes
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert summary["volumes"] == 4 and summary["failed"] == 0 and summary["slices"] == 4 * 32
     assert 0.1 < summary["kept_fraction"] < 0.6  # runs of 4 near-identical slices: about one of each run is kept

@@ -182,3 +182,15 @@ def test_every_n_and_target_fraction_reach_the_library(tmp_path, dataset):
     assert kept == [0, 5, 10]
     summary = reduce_dataset(dataset, tmp_path / "t", target_fraction=0.5, max_workers=0, progress=False)
     assert summary["threshold"] is None and [v["kept"] for v in summary["per_volume"]] == [6, 6]
+
+
+def test_dask_scheduler_address_gives_the_same_manifest(tmp_path, dataset):
+    distributed = pytest.importorskip("distributed")
+    reduce_dataset(dataset, tmp_path / "serial", max_workers=0, progress=False)
+    client = distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None)
+    try:
+        summary = reduce_dataset(dataset, tmp_path / "dask", scheduler_address=client.scheduler.address, progress=False)
+    finally:
+        client.close()
+    assert summary["failed"] == 1 and summary["kept"] == 8
+    assert _manifest(tmp_path / "dask") == _manifest(tmp_path / "serial")

@@ -194,3 +194,18 @@ def test_dask_scheduler_address_gives_the_same_manifest(tmp_path, dataset):
         client.close()
     assert summary["failed"] == 1 and summary["kept"] == 8
     assert _manifest(tmp_path / "dask") == _manifest(tmp_path / "serial")
+
+
+def test_exported_slices_reduce_to_themselves_and_one_slice_volumes_are_kept(tmp_path, dataset):
+    """After an exact threshold run no two kept slices are near-duplicates: reducing the exported PNG folders again
+    (read as slice-image volumes, numerically ordered) keeps every slice."""
+    (dataset / "broken.nii.gz").unlink()
+    nib.save(nib.Nifti1Image(_volume(7)[..., :1], np.eye(4)), dataset / "single.nii")
+    first = reduce_dataset(dataset, tmp_path / "first", export_png=True, max_workers=0, progress=False)
+    assert [(v["volume"], v["kept"]) for v in first["per_volume"]] == [("a", 4), ("b", 4), ("single", 1)]
+    second = reduce_dataset(tmp_path / "first" / "slices", tmp_path / "second", max_workers=0, progress=False)
+    assert [(v["volume"], v["slices"], v["kept"]) for v in second["per_volume"]] == [
+        ("a", 4, 4),
+        ("b", 4, 4),
+        ("single", 1, 1),
+    ]

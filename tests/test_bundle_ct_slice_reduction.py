@@ -124,6 +124,10 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, dataset):
         reduce_dataset(dataset, tmp_path / "o", method="phash", max_workers=0)
     with pytest.raises(ValueError, match="variant"):
         reduce_dataset(dataset, tmp_path / "o", variant="greedy", max_workers=0)
+    with pytest.raises(ValueError, match="released variant takes a threshold only"):
+        reduce_dataset(dataset, tmp_path / "o", variant="released", target_fraction=0.1, max_workers=0)
+    with pytest.raises(ValueError, match="target_fraction must be in"):
+        reduce_dataset(dataset, tmp_path / "o", target_fraction=1.5, max_workers=0)
     with pytest.raises(ValueError, match="window"):
         reduce_dataset(dataset, tmp_path / "o", window=(100, -100), max_workers=0)
     assert not (tmp_path / "o").exists()

@@ -40,6 +40,8 @@ from medssl_monai.data.ct_volumes import CTVolume, discover_volumes
 from medssl_monai.parallel import describe_error, map_unordered, open_executor
 from medssl_monai.utils import atomic_write_csv, atomic_write_text
 
+from . import DEFAULT_EVERY_N, DEFAULT_TARGET_FRACTION, DEFAULT_THRESHOLDS, METHODS, reduce_volume, to_uint8
+
 __all__ = ["MANIFEST_COLUMNS", "reduce_dataset", "reduce_one_volume"]
 
 logger = logging.getLogger(__name__)
@@ -53,8 +55,6 @@ def reduce_one_volume(volume: CTVolume, options: dict[str, Any], png_root: str |
     ``options["window"]``), reduce it (:func:`~medssl_monai.reduction.reduce_volume` with the other ``options``) and,
     with ``png_root``, export the kept slices to ``png_root/<volume id>/``. Returns the volume's manifest rows and
     statistics; raises on any problem with the volume (the caller reports it)."""
-    from medssl_monai.reduction import reduce_volume, to_uint8
-
     start = time.perf_counter()
     stack = volume.load()
     loaded = time.perf_counter()
@@ -150,14 +150,12 @@ def reduce_dataset(
             or, with ``max_workers=0``, this process. With a Dask cluster, ``dataset_dir`` and ``output_dir`` must be
             on a file system the workers share.
         progress: show a tqdm progress bar (volumes).
-        encoder: DeepNet only: a ``torch.nn.Module`` mapping ``(B, 3, H, W)`` to feature vectors, or the path of a
-            TorchScript file (``torch.jit.save``). The deep method always runs in this process (one volume after the
+        encoder: DeepNet only: a ``torch.nn.Module`` mapping ``(B, C, H, W)`` to feature vectors (grey slices are
+            repeated to its C input channels), or the path of a TorchScript file (``torch.jit.save``). The deep method always runs in this process (one volume after the
             other; the network parallelises within a volume): a model is not shipped to worker processes.
         device: DeepNet only: where the encoder runs.
     """
     from tqdm.auto import tqdm
-
-    from medssl_monai.reduction import DEFAULT_EVERY_N, METHODS
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{method}'.")
@@ -168,6 +166,13 @@ def reduce_dataset(
         )
     if variant not in ("exact", "released"):
         raise ValueError(f"variant must be 'exact' or 'released', got '{variant}'.")
+    effective_threshold, effective_target = _effective_stop(method, threshold, target_fraction)
+    if variant == "released" and method not in ("all", "every_n") and effective_target is not None:
+        raise ValueError("the released variant takes a threshold only, not a target_fraction.")
+    if target_fraction is not None and not 0.0 < target_fraction <= 1.0:
+        raise ValueError(f"target_fraction must be in (0, 1], got {target_fraction}.")
+    if n is not None and n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
     if window is not None:
         window = tuple(float(v) for v in window)
         if len(window) != 2 or not window[0] < window[1]:
@@ -188,7 +193,6 @@ def reduce_dataset(
         executor, scheduler_address, max_workers = None, None, 0
     options["window"] = window
     png_root = str(output / "slices") if export_png else None
-    effective_threshold, effective_target = _effective_stop(method, threshold, target_fraction)
     logger.info(
         "Reducing %d volume(s) from %s: method=%s, %s, variant=%s%s -> %s",
         len(volumes),
@@ -275,8 +279,6 @@ def _effective_stop(method: str, threshold: float | None, target_fraction: float
     """``(threshold, target_fraction)`` that :func:`~medssl_monai.reduction.reduce_volume` will use: the given ones,
     else the method's :data:`~medssl_monai.reduction.DEFAULT_THRESHOLDS` entry, else the paper's 10 % target
     (:data:`~medssl_monai.reduction.DEFAULT_TARGET_FRACTION`); ``(None, None)`` for ``all`` and ``every_n``."""
-    from medssl_monai.reduction import DEFAULT_TARGET_FRACTION, DEFAULT_THRESHOLDS
-
     if method in ("all", "every_n"):
         return None, None
     if threshold is None and target_fraction is None:

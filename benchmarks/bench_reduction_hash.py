@@ -51,7 +51,7 @@ def _copy_bandwidth() -> float:
 
 
 def _other_jobs() -> str:
-    out = subprocess.run(["pgrep", "-f", "evaluate.json"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(["pgrep", "-f", "evaluate.json"], check=False, capture_output=True, text=True).stdout.split()
     return "yes (another engineer's evaluate.json job)" if out else "no"
 
 

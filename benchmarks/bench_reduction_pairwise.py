@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     ours_fn = pairwise_ssim if args.method == "ssim" else pairwise_nmi
     naive = _naive(args.method)
-    other = "yes" if subprocess.run(["pgrep", "-f", "evaluate.json"], capture_output=True).stdout else "no"
+    other = "yes" if subprocess.run(["pgrep", "-f", "evaluate.json"], check=False, capture_output=True).stdout else "no"
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores; other job running: {other}; method {args.method}; "
         f"slices {args.size}x{args.size} uint8; reduction to {args.target_fraction:.0%} (paper Sec. 3.2)"

@@ -24,9 +24,10 @@ Exactness. Pillow's ``ImagingResample`` (``src/libImaging/Resample.c``) resizes 
   and output sizes, bit-exact on either side of that line; 512x512 -> 9x8 is horizontal first). Tests compare
   with Pillow on square, tall and wide slices, so a Pillow release that changes the rule fails them.
 
-Here the two integer weight matrices are built once per input size and applied as float64 matrix products over the
-whole batch: every partial sum is an integer below 2**53 (at most 255 * 2**22 * W), so float64 holds it exactly and
-the floor/clip reproduce Pillow's integer arithmetic bit for bit (checked against ``imagehash`` in the tests).
+Here the integer weights are built once per input size and applied as float32 matrix products over the whole batch;
+an entry whose float32 sum lies within a rigorous error bound of a rounding boundary (about 1 % of them) is
+recomputed exactly in float64 (every partial sum is an integer below 2**53), so the floor/clip reproduce Pillow's
+integer arithmetic bit for bit (checked against ``imagehash`` in the tests).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ._checks import check_stack
 
@@ -83,37 +85,72 @@ def pillow_lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _float_weights(in_size: int, out_size: int) -> np.ndarray:
-    w = pillow_lanczos_weights(in_size, out_size).astype(np.float64)
+def _float_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(in, out) float32 weights ``k / 2**22`` (exact: ``|k| < 2**24``), the int64 ``k`` and an error bound.
+
+    The bound covers a float32 dot product of ``in_size`` exact terms with pixels in 0..255 (any summation order,
+    Higham's ``gamma_K * sum |p w|``) plus the rounding of adding one half, doubled for margin.
+    """
+    k = pillow_lanczos_weights(in_size, out_size)
+    w = (k.astype(np.float64) / _ONE).astype(np.float32).T.copy()
+    u = 2.0**-24
+    gamma = in_size * u / (1 - in_size * u)
+    bound = 2.0 * (gamma * 255.0 * float(np.abs(k).sum(axis=1).max()) / _ONE + 512.0 * u)
     w.setflags(write=False)
-    return w
+    return w, k, bound
 
 
-def _round_clip(acc: np.ndarray) -> np.ndarray:
-    """Pillow's ``clip8``: ``(2**21 + acc) >> 22`` clipped to 0..255, on exact integer-valued float64 sums."""
-    acc += _HALF
-    acc /= _ONE  # division by a power of two is exact
-    np.floor(acc, out=acc)
-    np.clip(acc, 0.0, 255.0, out=acc)
-    return acc
+@lru_cache(maxsize=64)
+def _exact_weights(in_size: int, out_size: int) -> np.ndarray:
+    k = pillow_lanczos_weights(in_size, out_size).astype(np.float64)
+    k.setflags(write=False)
+    return k
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # scanning the loaded libraries is slow: once per process
+
+
+def _resample_axis(x: np.ndarray, in_size: int, out_size: int) -> np.ndarray:
+    """One Pillow pass over the last axis of float32 integer-valued ``x`` (..., in) -> (..., out), rounded and
+    clipped like ``clip8``. A float32 product gives ``floor(acc + 1/2)`` except within the error bound of a
+    rounding boundary; those few entries are recomputed exactly in float64 (integers below 2**53)."""
+    w, _, bound = _float_weights(in_size, out_size)
+    k64 = _exact_weights(in_size, out_size)
+    flat = x.reshape(-1, in_size)
+    with _blas_controller().limit(limits=1, user_api="blas"):  # skinny product: one BLAS thread (fan out over volumes)
+        acc = flat @ w
+    acc += np.float32(0.5)
+    out = np.floor(acc)
+    unsure = np.abs(acc - np.rint(acc)) <= bound
+    for c in range(out_size):
+        rows = np.flatnonzero(unsure[:, c])
+        if len(rows):
+            exact = flat[rows].astype(np.float64) @ k64[c]
+            out[rows, c] = np.floor((exact + _HALF) / _ONE)
+    np.clip(out, 0.0, 255.0, out=out)
+    return out.reshape(*x.shape[:-1], out_size)
 
 
 def resize_lanczos_uint8(images: np.ndarray, width: int, height: int) -> np.ndarray:
     """Batched ``Image.fromarray(s).resize((width, height), Image.LANCZOS)`` for uint8 (N, H, W) slices.
 
-    Returns float64 (N, height, width) holding the integers 0..255 that Pillow returns.
+    Returns float32 (N, height, width) holding the integers 0..255 that Pillow returns.
     """
     x = check_stack(images, dtype=np.uint8)
-    n, h, w = x.shape
-    out = x.astype(np.float64)
+    return _resize_f32(x.astype(np.float32), width, height)
+
+
+def _resize_f32(out: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = out.shape[1:]
     vertical_first = h > height and (h - height) > 2 * (w - width)  # Pillow 13.0.0's pass order (module docstring)
     if vertical_first and height != h:
-        out = _round_clip(np.matmul(_float_weights(h, height), out))
+        out = _resample_axis(out.swapaxes(1, 2), h, height).swapaxes(1, 2)
     if width != w:
-        rows = out.shape[1]
-        out = _round_clip(out.reshape(n * rows, w) @ _float_weights(w, width).T).reshape(n, rows, width)
+        out = _resample_axis(out, w, width)
     if not vertical_first and height != h:
-        out = _round_clip(np.matmul(_float_weights(h, height), out))
+        out = _resample_axis(np.ascontiguousarray(out.swapaxes(1, 2)), h, height).swapaxes(1, 2)
     return out
 
 
@@ -135,11 +172,14 @@ def dhash(images: np.ndarray) -> np.ndarray:
     if x.shape[1:] == (HASH_HEIGHT, HASH_WIDTH):
         small = x.astype(np.int16)  # Pillow returns a copy, no resampling
     else:
-        # process in chunks so that the float64 copy stays ~64 MB, whatever N is
-        chunk = max(1, (64 << 20) // (8 * x.shape[1] * x.shape[2]))
-        small = np.concatenate(
-            [resize_lanczos_uint8(x[i : i + chunk], HASH_WIDTH, HASH_HEIGHT) for i in range(0, len(x), chunk)]
-        )
+        # chunks of ~8 MB float32 stay in cache-friendly sizes whatever N is
+        chunk = max(1, (8 << 20) // (4 * x.shape[1] * x.shape[2]))
+        buf = np.empty((min(chunk, len(x)), *x.shape[1:]), dtype=np.float32)  # reused: page faults are costly
+        small = np.empty((len(x), HASH_HEIGHT, HASH_WIDTH), dtype=np.float32)
+        for i in range(0, len(x), chunk):
+            m = min(chunk, len(x) - i)
+            np.copyto(buf[:m], x[i : i + m])
+            small[i : i + m] = _resize_f32(buf[:m], HASH_WIDTH, HASH_HEIGHT)
     bits = small[:, :, 1:] > small[:, :, :-1]
     return _bits_to_uint64(bits.reshape(len(x), -1))
 

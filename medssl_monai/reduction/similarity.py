@@ -49,29 +49,46 @@ def _ssim_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, mu * mu, var
 
 
-def pairwise_ssim(images: np.ndarray, data_range: float = 255.0, chunk: int = 16) -> np.ndarray:
+def pairwise_ssim(images: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     """(N, N) mean SSIM between all pairs of uint8 (N, H, W) slices (symmetric, diagonal 1), float64.
 
-    Slices must be at least 11x11 (the window). ``chunk`` pairs are filtered at once.
+    Slices must be at least 11x11 (the window). Per pair: one product, one separable filter and a few in-place
+    element-wise passes into buffers allocated once (fresh allocations cost page faults per pair).
     """
     x = check_stack(images, dtype=np.uint8)
     n, h, w = x.shape
-    if h < 2 * RADIUS + 1 or w < 2 * RADIUS + 1:
+    r = RADIUS
+    if h < 2 * r + 1 or w < 2 * r + 1:
         raise ValueError(f"SSIM needs slices of at least 11x11 pixels, got {h}x{w}.")
     xf = x.astype(np.float64)
     mu, mu2, var = _ssim_stats(xf)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    win = gaussian_window()
+    hv, wv = h - 2 * r, w - 2 * r
+    prod, rows = np.empty((h, w)), np.empty((h, w))
+    full = np.empty((hv, w))
+    a, b, c, d = (np.empty((hv, wv)) for _ in range(4))
     out = np.eye(n)
     for i in range(n - 1):
-        for start in range(i + 1, n, chunk):
-            js = np.arange(start, min(n, start + chunk))
-            uxy = _valid_filter(xf[i] * xf[js])
-            mumu = mu[i] * mu[js]
-            num = (2 * mumu + c1) * (2 * (uxy - mumu) + c2)
-            den = (mu2[i] + mu2[js] + c1) * (var[i] + var[js] + c2)
-            vals = (num / den).reshape(len(js), -1).mean(axis=1, dtype=np.float64)
-            out[i, js] = vals
-            out[js, i] = vals
+        for j in range(i + 1, n):
+            np.multiply(xf[i], xf[j], out=prod)
+            correlate1d(prod, win, axis=0, output=rows, mode="reflect")
+            correlate1d(rows[r:-r], win, axis=1, output=full, mode="reflect")
+            uxy = full[:, r:-r]
+            np.multiply(mu[i], mu[j], out=a)  # mu_x mu_y
+            np.subtract(uxy, a, out=b)  # sigma_xy
+            b *= 2.0
+            b += c2
+            a *= 2.0
+            a += c1
+            a *= b  # numerator
+            np.add(mu2[i], mu2[j], out=c)
+            c += c1
+            np.add(var[i], var[j], out=d)
+            d += c2
+            c *= d  # denominator
+            a /= c
+            out[i, j] = out[j, i] = a.mean(dtype=np.float64)
     return out
 
 

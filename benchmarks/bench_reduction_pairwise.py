@@ -1,0 +1,96 @@
+"""Pairwise SSIM / NMI reduction of one volume: ours (medssl_monai.reduction) against the naive approach
+(scikit-image per pair), identical keep-sets required, and the ratio.
+
+The naive similarity is timed on a sample of pairs (--naive-pairs) and extrapolated to all n(n-1)/2 pairs; its
+keep-set is computed from the naive similarity of all pairs only when n <= --naive-full (otherwise the check
+compares our matrix with the naive one on the sampled pairs). Slices: the lung CTs of PyRadiomics' test cases
+(512x512 int16 -> to_uint8), resized by tiling to n slices; --size crops the slices to size x size.
+
+    python benchmarks/bench_reduction_pairwise.py --method ssim --n 100 300 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import time
+
+import nrrd
+import numpy as np
+from skimage.metrics import normalized_mutual_information, structural_similarity
+
+from medssl_monai.reduction import pairwise_nmi, pairwise_ssim, reduce_pairs, to_uint8
+from medssl_monai.utils import shared_data_dir
+
+PAPER = {"ssim": "421 GPU-hours", "mi": "312 GPU-hours"}  # Wolf et al. 2024 Sec. 3.2, PET-CT, RTX 3090
+
+
+def _slices(n: int, size: int) -> np.ndarray:
+    root = shared_data_dir() / "pyradiomics_testcases"
+    vols = [np.moveaxis(nrrd.read(str(root / f"lung{i}_image.nrrd"))[0], -1, 0) for i in (1, 2)]
+    stack = to_uint8(np.concatenate(vols))
+    c0 = (stack.shape[1] - size) // 2
+    stack = stack[:, c0 : c0 + size, c0 : c0 + size]
+    return np.ascontiguousarray(np.resize(stack, (n, size, size)))
+
+
+def _naive(method: str):
+    if method == "ssim":
+        return lambda a, b: structural_similarity(
+            a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
+    return lambda a, b: normalized_mutual_information(a, b, bins=256)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=["ssim", "mi"], default="ssim")
+    parser.add_argument("--n", type=int, nargs="+", default=[100, 300, 600])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--naive-pairs", type=int, default=100)
+    parser.add_argument("--naive-full", type=int, default=0, help="largest n for a full naive keep-set")
+    parser.add_argument("--target-fraction", type=float, default=0.1)
+    args = parser.parse_args()
+    ours_fn = pairwise_ssim if args.method == "ssim" else pairwise_nmi
+    naive = _naive(args.method)
+    other = "yes" if subprocess.run(["pgrep", "-f", "evaluate.json"], check=False, capture_output=True).stdout else "no"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; other job running: {other}; method {args.method}; "
+        f"slices {args.size}x{args.size} uint8; reduction to {args.target_fraction:.0%} (paper Sec. 3.2)"
+    )
+    print("| n | pairs | ours s | naive s | speed | identical keep-set | check |\n|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for n in args.n:
+        x = _slices(n, args.size)
+        t0 = time.perf_counter()
+        sim = ours_fn(x)
+        keep = reduce_pairs(sim, target_fraction=args.target_fraction)
+        t_ours = time.perf_counter() - t0
+        ii, jj = np.triu_indices(n, 1)
+        pairs = len(ii)
+        if n <= args.naive_full:
+            t0 = time.perf_counter()
+            ref = np.eye(n) * (1.0 if args.method == "ssim" else 2.0)
+            for i, j in zip(ii, jj):
+                ref[i, j] = ref[j, i] = naive(x[i], x[j])
+            t_naive = time.perf_counter() - t0
+            same = bool(np.array_equal(keep, reduce_pairs(ref, target_fraction=args.target_fraction)))
+            check, naive_txt = f"full, max |diff| {np.abs(ref - sim).max():.1e}", f"{t_naive:.1f}"
+        else:
+            pick = rng.choice(pairs, size=min(args.naive_pairs, pairs), replace=False)
+            t0 = time.perf_counter()
+            vals = np.array([naive(x[ii[p]], x[jj[p]]) for p in pick])
+            t_naive = (time.perf_counter() - t0) / len(pick) * pairs
+            diff = np.abs(vals - sim[ii[pick], jj[pick]]).max()
+            same = "n/a"
+            check = f"{len(pick)} sampled pairs, max |diff| {diff:.1e}"
+            naive_txt = f"{t_naive:.0f} (extrapolated)"
+        print(f"| {n} | {pairs} | {t_ours:.1f} | {naive_txt} | {t_naive / t_ours:.1f}x | {same} | {check} |")
+        per_pair = t_ours / pairs
+    print(f"ours per pair (last n): {per_pair * 1e3:.2f} ms; paper on PET-CT: {PAPER[args.method]}")
+
+
+if __name__ == "__main__":
+    main()

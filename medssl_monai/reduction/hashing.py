@@ -24,10 +24,11 @@ Exactness. Pillow's ``ImagingResample`` (``src/libImaging/Resample.c``) resizes 
   and output sizes, bit-exact on either side of that line; 512x512 -> 9x8 is horizontal first). Tests compare
   with Pillow on square, tall and wide slices, so a Pillow release that changes the rule fails them.
 
-Here the integer weights are built once per input size and applied as float32 matrix products over the whole batch;
-an entry whose float32 sum lies within a rigorous error bound of a rounding boundary (about 1 % of them) is
-recomputed exactly in float64 (every partial sum is an integer below 2**53), so the floor/clip reproduce Pillow's
-integer arithmetic bit for bit (checked against ``imagehash`` in the tests).
+Here the integer weights are built once per input size, split into two digits ``k = hi * base + lo`` small enough
+that a float32 matrix product with 0..255 pixels is exact (every partial sum is an integer below 2**24, whatever
+the summation order), and applied as one float32 product over the whole batch; the two exact sums are combined in
+float64, so the floor/clip reproduce Pillow's integer arithmetic bit for bit with no error bound or recompute
+(checked against ``imagehash`` in the tests).
 """
 
 from __future__ import annotations
@@ -84,27 +85,32 @@ def pillow_lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=64)
-def _float_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(in, out) float32 weights ``k / 2**22`` (exact: ``|k| < 2**24``), the int64 ``k`` and an error bound.
+_F32_EXACT = float(1 << 24)  # float32 holds every integer of magnitude <= 2**24
 
-    The bound covers a float32 dot product of ``in_size`` exact terms with pixels in 0..255 (any summation order,
-    Higham's ``gamma_K * sum |p w|``) plus the rounding of adding one half, doubled for margin.
+
+@lru_cache(maxsize=64)
+def _split_weights(in_size: int, out_size: int) -> tuple[np.ndarray, int] | tuple[np.ndarray, None]:
+    """Pillow's integer weights ``k`` split as ``k = hi * base + lo`` into one (in, 2 * out) float32 matrix
+    ``[hi | lo]`` whose products with 0..255 pixels are exact in float32, or the float64 ``k`` when no split fits.
+
+    Exactness: with ``255 * sum_x |hi[o, x]| < 2**24`` (and the same for ``lo``), every product ``pixel * hi`` and
+    every partial sum of them, in whatever order or blocking BLAS adds them, with or without FMA, is an integer of
+    magnitude below 2**24, hence exactly representable: the float32 product is the exact integer sum. ``base`` is
+    the smallest power of two for which both digits satisfy that; ``sum hi * base + sum lo`` is then combined in
+    float64 (integers below 2**53). For 512 -> 9 columns: ``base = 2**8``, sums below 5.7e6.
     """
     k = pillow_lanczos_weights(in_size, out_size)
-    w = (k.astype(np.float64) / _ONE).astype(np.float32).T.copy()
-    u = 2.0**-24
-    gamma = in_size * u / (1 - in_size * u)
-    bound = 2.0 * (gamma * 255.0 * float(np.abs(k).sum(axis=1).max()) / _ONE + 512.0 * u)
-    w.setflags(write=False)
-    return w, k, bound
-
-
-@lru_cache(maxsize=64)
-def _exact_weights(in_size: int, out_size: int) -> np.ndarray:
-    k = pillow_lanczos_weights(in_size, out_size).astype(np.float64)
-    k.setflags(write=False)
-    return k
+    for bits in range(24):
+        base = 1 << bits
+        hi = (k + base // 2) // base  # round half up; lo in [-base/2, base/2)
+        lo = k - hi * base
+        if 255 * np.abs(hi).sum(axis=1).max() < _F32_EXACT and 255 * np.abs(lo).sum(axis=1).max() < _F32_EXACT:
+            w = np.concatenate([hi.T, lo.T], axis=1).astype(np.float32)
+            w.setflags(write=False)
+            return w, base
+    k64 = k.T.astype(np.float64)  # very large downscales: exact float64 product (integers below 2**53)
+    k64.setflags(write=False)
+    return k64, None
 
 
 @lru_cache(maxsize=1)
@@ -114,21 +120,21 @@ def _blas_controller() -> ThreadpoolController:
 
 def _resample_axis(x: np.ndarray, in_size: int, out_size: int) -> np.ndarray:
     """One Pillow pass over the last axis of float32 integer-valued ``x`` (..., in) -> (..., out), rounded and
-    clipped like ``clip8``. A float32 product gives ``floor(acc + 1/2)`` except within the error bound of a
-    rounding boundary; those few entries are recomputed exactly in float64 (integers below 2**53)."""
-    w, _, bound = _float_weights(in_size, out_size)
-    k64 = _exact_weights(in_size, out_size)
+    clipped like ``clip8``: ``floor((acc + 2**21) / 2**22)`` of the exact integer ``acc = sum pixel * k``, which
+    one float32 product with the split weights gives exactly (:func:`_split_weights`); no error bound involved."""
+    w, base = _split_weights(in_size, out_size)
     flat = x.reshape(-1, in_size)
     with _blas_controller().limit(limits=1, user_api="blas"):  # skinny product: one BLAS thread (fan out over volumes)
-        acc = flat @ w
-    acc += np.float32(0.5)
-    out = np.floor(acc)
-    unsure = np.abs(acc - np.rint(acc)) <= bound
-    for c in range(out_size):
-        rows = np.flatnonzero(unsure[:, c])
-        if len(rows):
-            exact = flat[rows].astype(np.float64) @ k64[c]
-            out[rows, c] = np.floor((exact + _HALF) / _ONE)
+        if base is None:
+            acc = flat.astype(np.float64) @ w
+        else:
+            r = flat @ w
+            acc = r[:, :out_size].astype(np.float64)
+            acc *= base
+            acc += r[:, out_size:]
+    acc += _HALF
+    acc /= _ONE  # exact: division by a power of two
+    out = np.floor(acc).astype(np.float32)
     np.clip(out, 0.0, 255.0, out=out)
     return out.reshape(*x.shape[:-1], out_size)
 

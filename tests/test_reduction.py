@@ -107,6 +107,19 @@ def test_to_uint8_exact_rounding_half_up(span):
     np.testing.assert_array_equal(to_uint8(x), _exact_uint8(x, lo, lo + span))
 
 
+def test_to_uint8_float32_path_exhaustive():
+    """Every range d <= 2**12 (the float32 path) and every value 0..d: equal to the integer half-up rounding
+    ``(510 v + d) // (2 d)``, ties included. One slice per d holding lo..lo + d."""
+    from medssl_monai.reduction.convert import _F32_MAX_RANGE
+
+    for d in range(1, _F32_MAX_RANGE + 1):
+        v = np.arange(d + 1, dtype=np.int64)
+        x = (v - 1024).astype(np.int16).reshape(1, 1, -1)
+        expected = ((510 * v + d) // (2 * d)).astype(np.uint8)
+        np.testing.assert_array_equal(to_uint8(x)[0, 0], expected, err_msg=f"d={d}")
+        np.testing.assert_array_equal(to_uint8(x, window=(-1024, d - 1024))[0, 0], expected, err_msg=f"d={d}")
+
+
 def test_to_uint8_window_constant_and_float():
     x = np.array([[[-2000, -1000, -300, 400, 3000]]], np.int16)
     np.testing.assert_array_equal(to_uint8(x, window=(-1000, 400)), [[[0, 0, 128, 255, 255]]])

@@ -65,15 +65,14 @@ def _torch_threads(k: int):
 
 def _shifted_filter(src: torch.Tensor, weights: list[float], out: torch.Tensor, tmp: torch.Tensor, dim: int) -> None:
     """Valid 11-tap symmetric correlation along ``dim`` of a 2D float64 tensor by shifted slices (contiguous
-    memory access along either axis), summed like scipy's symmetric ``correlate1d``: centre tap first, then
-    ``(left + right) * w`` from the centre outwards."""
+    memory access along either axis), summed in the order of scipy's symmetric ``correlate1d``: centre tap
+    first, then ``(left + right) * w`` from the centre outwards (a multiply-add may round differently, ~1e-16)."""
     r = RADIUS
     m = src.shape[dim] - 2 * r
     torch.mul(src.narrow(dim, r, m), weights[r], out=out)
     for k in range(r - 1, -1, -1):
         torch.add(src.narrow(dim, k, m), src.narrow(dim, 2 * r - k, m), out=tmp)
-        tmp.mul_(weights[k])
-        out.add_(tmp)
+        out.add_(tmp, alpha=weights[k])
 
 
 def pairwise_ssim(images: np.ndarray, data_range: float = 255.0) -> np.ndarray:

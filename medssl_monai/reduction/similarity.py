@@ -82,7 +82,10 @@ def pairwise_ssim(images: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     it to about 1e-15). Per pair: one product, a valid separable filter by shifted slices (the vertical pass
     reads whole rows, unlike ``correlate1d`` along axis 0), the factor 2 of ``2 sigma_xy`` folded into the
     horizontal weights (exact: a power of two), and element-wise passes with per-slice terms precomputed
-    (``2 mu``, ``mu^2 + C1 / 2``, ``sigma^2 + C2 / 2``), into torch buffers allocated once, on one thread.
+    (``2 mu``, ``mu^2 + C1 / 2``, ``sigma^2 + C2 / 2``), into torch buffers allocated once. Torch runs on one
+    intra-op thread during the call (``torch.set_num_threads(1)``, restored after; process-wide): volumes are the
+    parallel unit, and two threads next to another busy process were 40x slower. The mean is numpy's (a fixed
+    summation order), so results do not depend on thread settings.
     """
     x = check_stack(images, dtype=np.uint8)
     n, h, w = x.shape
@@ -118,7 +121,7 @@ def pairwise_ssim(images: np.ndarray, data_range: float = 255.0) -> np.ndarray:
                 torch.add(vh[i], vh[j], out=c)  # sigma_x^2 + sigma_y^2 + C2
                 b.mul_(c)
                 a.div_(b)
-                out[i, j] = out[j, i] = float(a.sum()) / a.numel()
+                out[i, j] = out[j, i] = float(a.numpy().mean(dtype=np.float64))  # numpy: deterministic order
     return out
 
 

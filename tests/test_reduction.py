@@ -283,3 +283,15 @@ def test_deep_cosine_and_channel_repeat():
     np.testing.assert_allclose(sim, [[1, 1, 0], [1, 1, 0], [0, 0, 1]], atol=1e-12)
     keep = reduce_volume(np.repeat(x[:1], 3, 0), "deep", threshold=0.999, encoder=Enc(1))
     assert keep.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("shape", [(16, 4096), (4096, 16), (64, 1500)])
+def test_dhash_large_downscale_split_and_float64_fallback(shape):
+    """Widths too large for the exact two-digit float32 split (4096 -> 9) use the float64 product; both equal
+    imagehash."""
+    from medssl_monai.reduction.hashing import _split_weights
+
+    assert (_split_weights(4096, 9)[1] is None) and (_split_weights(1500, 9)[1] is not None)
+    x = np.random.default_rng(7).integers(0, 256, (2, *shape), dtype=np.uint8)
+    ref = [int(str(imagehash.dhash(Image.fromarray(s))), 16) for s in x]
+    assert dhash(x).tolist() == ref

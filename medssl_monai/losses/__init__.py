@@ -1,5 +1,18 @@
 """One loss per file, each with its paper's formula and defaults in the docstring."""
 
+from .dcl import DCLLoss, dclw_weights
 from .negative_cosine import SimSiamLoss, negative_cosine_similarity
+from .ntxent import NTXentLoss
+from .vicreg import VICRegLoss, covariance_loss, invariance_loss, variance_loss
 
-__all__ = ["SimSiamLoss", "negative_cosine_similarity"]
+__all__ = [
+    "DCLLoss",
+    "NTXentLoss",
+    "SimSiamLoss",
+    "VICRegLoss",
+    "covariance_loss",
+    "dclw_weights",
+    "invariance_loss",
+    "negative_cosine_similarity",
+    "variance_loss",
+]

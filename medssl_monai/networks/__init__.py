@@ -1,7 +1,14 @@
 """Backbones, heads and their composition into SSL networks (backbone + heads, composed, not subclassed)."""
 
 from .encoders import SiamEncoder3D
-from .heads import MLPHead, PredictionHead
+from .heads import MLPHead, PredictionHead, SimCLRProjectionHead, VICRegExpander
 from .ssl import SSLNetwork
 
-__all__ = ["MLPHead", "PredictionHead", "SSLNetwork", "SiamEncoder3D"]
+__all__ = [
+    "MLPHead",
+    "PredictionHead",
+    "SSLNetwork",
+    "SiamEncoder3D",
+    "SimCLRProjectionHead",
+    "VICRegExpander",
+]

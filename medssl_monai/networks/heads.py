@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLPHead", "PredictionHead"]
+__all__ = ["MLPHead", "PredictionHead", "SimCLRProjectionHead", "VICRegExpander"]
 
 
 class MLPHead(nn.Module):
@@ -46,3 +46,35 @@ class PredictionHead(MLPHead):
         hidden = hidden_features if hidden_features is not None else max(in_features // 4, 1)
         out = out_features if out_features is not None else in_features
         super().__init__([(in_features, hidden, True, True), (hidden, out, False, False)])
+
+
+class SimCLRProjectionHead(MLPHead):
+    """SimCLR projector ``g``: ``Linear-BN-ReLU-Linear`` to a 128-d output (Chen et al., ICML 2020, Sec. 2.1 and B.9).
+
+    SimCLR uses one hidden layer as wide as the representation (2048 -> 2048 -> 128 on ResNet-50), the default here
+    (``hidden_features=None`` means ``in_features``). Chattopadhyay et al. (ICIP 2023, Sec. 3.1) use "a 2-layer MLP
+    projector head with 128-dimensional output" for SimCLR and DCL; their public code narrows the hidden layer to 512
+    (pass ``hidden_features=512`` for that).
+    """
+
+    def __init__(self, in_features: int = 2048, hidden_features: int | None = None, out_features: int = 128):
+        hidden = hidden_features if hidden_features is not None else in_features
+        super().__init__([(in_features, hidden, True, True), (hidden, out_features, False, False)])
+
+
+class VICRegExpander(MLPHead):
+    """VICReg expander: ``num_layers`` linear layers, ``BN + ReLU`` after every one but the last.
+
+    Default: Chattopadhyay et al.'s setting (ICIP 2023, Sec. 3.1: "2-layer MLP ... expander ... 4096 dimensions"),
+    ``in -> 4096 -> 4096``. Bardes et al. (ICLR 2022, Sec. 4.1) use three layers of 8192 units
+    (``VICRegExpander(2048, 8192, 8192, num_layers=3)``).
+    """
+
+    def __init__(
+        self, in_features: int = 2048, hidden_features: int = 4096, out_features: int = 4096, num_layers: int = 2
+    ):
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
+        widths = [in_features] + [hidden_features] * (num_layers - 1) + [out_features]
+        blocks = [(widths[i], widths[i + 1], True, True) for i in range(num_layers - 1)]
+        super().__init__(blocks + [(widths[-2], widths[-1], False, False)])

@@ -6,11 +6,13 @@ feature-correlation plots.
 
 ``splits`` (folds, label fractions, hold-out), ``svm`` (the classifier), ``metrics``, ``protocol`` (the runner),
 ``report`` (results.json / results.md), ``plots`` (ROC, Fig. 2), ``tables`` (CSV reading and id alignment).
+``knn``: KNN on frozen features (k = 200, Euclidean-uniform and cosine-weighted) of Chattopadhyay et al., ICIP 2023.
 """
 
 from __future__ import annotations
 
 from .fusion import TABLE1_FEATURE_SETS, diagnostic_markdown, evaluate_feature_tables
+from .knn import KNN_MODES, knn_evaluate, knn_predict
 from .metrics import METRIC_NAMES, classification_metrics, minority_class, positive_scores, resolve_positive_class
 from .plots import correlation_coefficients, plot_correlation_density, plot_roc
 from .protocol import Predictor, run_protocol, summarise_folds
@@ -22,6 +24,7 @@ from .tables import align_tables, load_embedding_csv
 
 __all__ = [
     "DEFAULT_C_GRID",
+    "KNN_MODES",
     "METRIC_NAMES",
     "TABLE1_FEATURE_SETS",
     "LinearSVMClassifier",
@@ -34,6 +37,8 @@ __all__ = [
     "correlation_coefficients",
     "diagnostic_markdown",
     "evaluate_feature_tables",
+    "knn_evaluate",
+    "knn_predict",
     "load_embedding_csv",
     "minority_class",
     "plot_correlation_density",

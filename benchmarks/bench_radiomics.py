@@ -44,8 +44,10 @@ def main() -> None:
             rows.append((name, seconds))
     reference = next(iter(tables.values()))
     same = all(np.array_equal(reference, v, equal_nan=True) for v in tables.values())
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.cases} AdrenalMNIST3D 28^3 cases, "
-          f"{reference.shape[1]} features; identical tables: {same}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.cases} AdrenalMNIST3D 28^3 cases, "
+        f"{reference.shape[1]} features; identical tables: {same}"
+    )
     print("| run | seconds | cases/s | speed vs serial |\n|---|---|---|---|")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.2f} | {args.cases / seconds:.1f} | {rows[0][1] / seconds:.2f}x |")

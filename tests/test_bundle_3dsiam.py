@@ -308,7 +308,13 @@ def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
     document = json.loads((tmp_path / "results.json").read_text())
     rows = [r["feature_set"] for r in document["records"] if r["label_fraction"] == 1.0]
     assert rows == [
-        "Trad. radiomics", "3DSiam", "3DSiam+SE", "3DSiam+RE", "Trad.+3DSiam", "Trad.+3DSiam+SE", "Trad.+3DSiam+RE",
+        "Trad. radiomics",
+        "3DSiam",
+        "3DSiam+SE",
+        "3DSiam+RE",
+        "Trad.+3DSiam",
+        "Trad.+3DSiam+SE",
+        "Trad.+3DSiam+RE",
         "Supervised",
     ]
     assert {r["label_fraction"] for r in document["records"]} == {1.0, 0.5}

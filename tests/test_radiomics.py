@@ -377,7 +377,9 @@ def test_feature_csv_round_trip(tmp_path):
     assert read_feature_csv(no_labels)[3] is None
 
     # an EmbeddingWriter file (id, label, f0 .. f{D-1}) reads with the same reader
-    atomic_write_csv(tmp_path / "embeddings.csv", ["id", "label", "f0", "f1"], [["x", 1, 0.5, -2.0], ["y", 0, 1.0, 3.0]])
+    atomic_write_csv(
+        tmp_path / "embeddings.csv", ["id", "label", "f0", "f1"], [["x", 1, 0.5, -2.0], ["y", 0, 1.0, 3.0]]
+    )
     emb_ids, emb_names, emb_values, emb_labels = read_feature_csv(tmp_path / "embeddings.csv")
     assert emb_ids == ["x", "y"] and emb_names == ["f0", "f1"] and emb_labels.tolist() == [1, 0]
     np.testing.assert_array_equal(emb_values, [[0.5, -2.0], [1.0, 3.0]])

@@ -14,8 +14,10 @@ from medssl_monai.networks import SiamEncoder3D
 def data():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 24 + [1] * 8)
-    images = [np.full((1, 27, 27, 27), 60.0 * y, np.float32) + rng.normal(0, 5, (1, 27, 27, 27)).astype(np.float32)
-              for y in labels]
+    images = [
+        np.full((1, 27, 27, 27), 60.0 * y, np.float32) + rng.normal(0, 5, (1, 27, 27, 27)).astype(np.float32)
+        for y in labels
+    ]
     return images, labels
 
 
@@ -63,7 +65,8 @@ def test_missing_class_in_training_part_is_a_clear_error(data):
     images, labels = data
     baseline = SupervisedBaseline(images, labels, SiamEncoder3D(), epochs=1, progress=False)
     split = stratified_splits(labels, n_splits=4)[0]
-    only_major = type(split)(fold=0, label_fraction=1.0, fit=split.fit[labels[split.fit] == 0], val=split.val,
-                             test=split.test)
+    only_major = type(split)(
+        fold=0, label_fraction=1.0, fit=split.fit[labels[split.fit] == 0], val=split.val, test=split.test
+    )
     with pytest.raises(ValueError, match=r"fold 0: class\(es\) \[1\] missing"):
         baseline(only_major)

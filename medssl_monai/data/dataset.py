@@ -23,7 +23,7 @@ class ReportingDataset(Dataset):
     def _transform(self, index: int):
         try:
             return super()._transform(index)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failing case is reported; the job goes on
             item = self.data[index]
             case = item.get("id", str(index)) if isinstance(item, dict) else str(index)
             return {"id": case, "error": root_cause(err)}

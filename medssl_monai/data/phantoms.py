@@ -72,7 +72,7 @@ def synthetic_datalist(
         raise ValueError(f"synthetic_datalist needs n >= 2, got {n}.")
     if imbalance < 1:
         raise ValueError(f"imbalance is majority:minority and must be >= 1, got {imbalance}.")
-    n_minor = max(1, int(round(n / (1.0 + imbalance))))
+    n_minor = max(1, round(n / (1.0 + imbalance)))
     labels = np.zeros(n, dtype=np.int64)
     labels[:n_minor] = 1
     np.random.default_rng(seed).shuffle(labels)

@@ -3,15 +3,18 @@
 from .dcl import DCLLoss, dclw_weights
 from .negative_cosine import SimSiamLoss, negative_cosine_similarity
 from .ntxent import NTXentLoss
+from .radiomics_deep_nce import RadiomicsDeepNCELoss, info_nce
 from .vicreg import VICRegLoss, covariance_loss, invariance_loss, variance_loss
 
 __all__ = [
     "DCLLoss",
     "NTXentLoss",
+    "RadiomicsDeepNCELoss",
     "SimSiamLoss",
     "VICRegLoss",
     "covariance_loss",
     "dclw_weights",
+    "info_nce",
     "invariance_loss",
     "negative_cosine_similarity",
     "variance_loss",

@@ -1,9 +1,21 @@
-"""MONAI-style dictionary transforms (``d`` suffix): loading with validation, lesion-centred crops, relative-shift
-affine, SSL views."""
+"""MONAI-style dictionary transforms (``d`` suffix): loading with validation, lesion-centred crops, lesion-box crop and
+resize, the 2.5D tumour-slice input, relative-shift affine, SSL views."""
 
-from .crop import LesionCropd
+from .crop import LesionBoxResized, LesionCropd, average_lesion_size, lesion_bounding_box
 from .io import LoadVolumed
+from .slices25d import Slices25Dd, select_tumour_slices, slices_25d
 from .spatial import RandAffineFractiond
 from .views import MultiViewd
 
-__all__ = ["LesionCropd", "LoadVolumed", "MultiViewd", "RandAffineFractiond"]
+__all__ = [
+    "LesionBoxResized",
+    "LesionCropd",
+    "LoadVolumed",
+    "MultiViewd",
+    "RandAffineFractiond",
+    "Slices25Dd",
+    "average_lesion_size",
+    "lesion_bounding_box",
+    "select_tumour_slices",
+    "slices_25d",
+]

@@ -95,7 +95,7 @@ class MemoryBank(nn.Module):
 
         ``K' = min(num_negatives, N - 1)``. When ``N - 1 <= num_negatives`` row ``b`` is exactly the ``N - 1`` other
         indices in increasing order (no randomness). Otherwise ``num_negatives`` distinct indices drawn uniformly
-        without replacement from the ``N - 1`` others, using ``generator`` (CPU) or the global RNG.
+        without replacement from the ``N - 1`` others, using ``generator`` (on its device) or the global CPU RNG.
         """
         index = self._check_indices(indices)
         if num_negatives < 1:
@@ -107,7 +107,8 @@ class MemoryBank(nn.Module):
         if others <= num_negatives:
             draw = torch.arange(others).expand(batch, others)
         else:
-            scores = torch.rand(batch, others, generator=generator)
+            device = generator.device if generator is not None else torch.device("cpu")
+            scores = torch.rand(batch, others, generator=generator, device=device)
             draw = scores.topk(num_negatives, dim=1).indices  # a uniform random K-subset of [0, N - 1)
         draw = draw.to(index.device)
         return draw + (draw >= index[:, None]).long()  # skip the positive: [0, N - 1) -> [0, N) \ {i}

@@ -81,9 +81,7 @@ class MemoryBank(nn.Module):
             raise ValueError(f"embeddings must be ({index.numel()}, {self.dim}), got {tuple(embeddings.shape)}.")
         unique, inverse = torch.unique(index, return_inverse=True)
         total = torch.zeros(unique.numel(), self.dim, dtype=emb.dtype, device=emb.device).index_add_(0, inverse, emb)
-        count = torch.zeros(unique.numel(), dtype=emb.dtype, device=emb.device).index_add_(
-            0, inverse, torch.ones_like(emb[:, 0])
-        )
+        count = torch.bincount(inverse, minlength=unique.numel()).to(emb)
         mean = total / count[:, None]
         mixed = self.momentum * self.memory[unique] + (1.0 - self.momentum) * mean
         self.memory[unique] = F.normalize(mixed, dim=1, eps=self.eps)

@@ -7,10 +7,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .medmnist import medmnist_datalist
+from .images2d import SPLIT_FOLDERS, class_folder_datalist
+from .medmnist import SPLITS, medmnist_datalist
 from .phantoms import synthetic_datalist
+from .splitting import stratified_split
 
-__all__ = ["build_datalist", "folder_datalist", "json_datalist"]
+__all__ = ["build_datalist", "dataset_datalists", "folder_datalist", "json_datalist"]
 
 _FILE_KEYS = ("image", "mask")
 
@@ -153,3 +155,63 @@ def build_datalist(
         else:
             raise ValueError(f"dataset_dir '{path}' is neither a folder, an .npz nor a .json datalist.")
     return items if limit is None else items[: int(limit)]
+
+
+def _npz_in(path: Path) -> Path | None:
+    """The npz that ``path`` is or that its folder holds (exactly one), else None."""
+    npz = [path] if path.suffix == ".npz" else (sorted(path.glob("*.npz")) if path.is_dir() else [])
+    if len(npz) > 1:
+        raise ValueError(f"dataset_dir '{path}' holds several npz files ({[p.name for p in npz]}): pass one of them.")
+    return npz[0] if npz else None
+
+
+def _split_by(items: list[dict], fractions: Sequence[float], seed: int) -> list[list[dict]]:
+    parts = stratified_split([item["label"] for item in items], fractions, seed)
+    return [[items[i] for i in part] for part in parts]
+
+
+def dataset_datalists(
+    dataset_dir: str | Path,
+    fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    seed: int = 0,
+    resplit: bool = False,
+    channels: int = 1,
+    class_level: int = 0,
+    pattern: str = "**/*",
+) -> dict[str, list[dict]]:
+    """``{"train", "val", "test"}`` datalists of a labelled 2D set, whatever ``dataset_dir`` points at.
+
+    * an ``.npz`` file, or a folder holding exactly one: MedMNIST's own split; images in memory as
+      ``(channels, H, W)`` arrays (:func:`~medssl_monai.data.medmnist_datalist`);
+    * any other folder: a class-folder tree (:func:`~medssl_monai.data.class_folder_datalist` with ``class_level``
+      and ``pattern``); images are file paths, to be read with :class:`~medssl_monai.transforms.LoadImage2Dd`
+      (``channels`` is then the loader's business). A tree without ``train``/``val``/``test`` folders is split
+      stratified by ``fractions`` (70/10/20, Chattopadhyay et al. Sec. 2.2) under ``seed``; a tree with ``train``
+      and ``test`` but no ``val`` (Kermany's published layout) gets its val part carved stratified from train, in
+      the proportion ``fractions[1] / (fractions[0] + fractions[1])``.
+
+    ``resplit=True`` pools every given split and re-splits by ``fractions`` (what Chattopadhyay et al. did with
+    Kermany's 5856 X-rays). ``fractions`` is ``(train, val, test)``.
+    """
+    path = Path(dataset_dir).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"dataset_dir '{path}' does not exist.")
+    if len(fractions) != 3:
+        raise ValueError(f"fractions must be (train, val, test), got {tuple(fractions)}.")
+    npz = _npz_in(path)
+    if npz is not None:
+        if resplit:
+            return dict(zip(SPLITS, _split_by(medmnist_datalist(npz, "all", channels=channels), fractions, seed)))
+        return {s: medmnist_datalist(npz, s, channels=channels) for s in SPLITS}
+    if not path.is_dir():
+        raise ValueError(f"dataset_dir '{path}' is neither an .npz file nor a folder.")
+    items = class_folder_datalist(path, class_level=class_level, pattern=pattern)
+    if resplit or "split" not in items[0]:
+        return dict(zip(SPLITS, _split_by(items, fractions, seed)))
+    given = {s: [item for item in items if item["split"] == s] for s in SPLIT_FOLDERS}
+    if not given["test"]:
+        raise ValueError(f"'{path}' has split folders but no 'test' images; pass resplit=True to split it.")
+    if not given["val"]:
+        share = fractions[1] / (fractions[0] + fractions[1])
+        given["train"], given["val"] = _split_by(given["train"], (1.0 - share, share), seed)
+    return given

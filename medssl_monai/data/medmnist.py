@@ -6,21 +6,29 @@ from pathlib import Path
 
 import numpy as np
 
+from .images2d import to_channels
+
 __all__ = ["SPLITS", "medmnist_datalist"]
 
 SPLITS = ("train", "val", "test")
 
 
-def medmnist_datalist(path: str | Path, split: str = "train", limit: int | None = None) -> list[dict]:
+def medmnist_datalist(
+    path: str | Path, split: str = "train", limit: int | None = None, channels: int | None = None
+) -> list[dict]:
     """Datalist of one split of a MedMNIST npz file, or of all three pooled (``split="all"``: train, val, test in
     that order, as Li et al. pool their data for cross-validation).
 
     Items hold the image array as stored (``(D, H, W)`` for 3D sets, ``(H, W)`` for 2D), its class index and an id
     ``"<split>_<index>"``. MedMNIST volumes have no masks. ``limit`` keeps the first ``limit`` cases.
+
+    ``channels`` (2D sets only, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB such as PathMNIST): 1 or 3 gives each
+    image channel-first, ``(channels, H, W)``, RGB turned grey by luminance for 1
+    (:func:`~medssl_monai.data.to_channels`); ``None`` keeps the stored layout.
     """
     path = Path(path)
     if split == "all":
-        items = [item for s in SPLITS for item in medmnist_datalist(path, s)]
+        items = [item for s in SPLITS for item in medmnist_datalist(path, s, channels=channels)]
         return items if limit is None else items[: int(limit)]
     if split not in SPLITS:
         raise ValueError(f"MedMNIST split must be one of {SPLITS} or 'all', got {split!r}.")
@@ -37,6 +45,12 @@ def medmnist_datalist(path: str | Path, split: str = "train", limit: int | None 
     if len(images) != len(labels):
         raise ValueError(f"'{path}': {len(images)} {split} images but {len(labels)} labels.")
     count = len(images) if limit is None else min(int(limit), len(images))
+    if channels is not None:
+        if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
+            raise ValueError(
+                f"'{path}': channels={channels} needs 2D images (N, H, W) or (N, H, W, 3), got {images.shape[1:]}."
+            )
+        images = [to_channels(images[i], channels) for i in range(count)]
     return [
         {
             "image": images[i],

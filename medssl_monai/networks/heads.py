@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLPHead", "PredictionHead", "SimCLRProjectionHead", "VICRegExpander"]
+__all__ = ["MLPHead", "PredictionHead", "SimCLRProjectionHead", "SimSiamProjectionHead", "VICRegExpander"]
 
 
 class MLPHead(nn.Module):
@@ -60,6 +60,19 @@ class SimCLRProjectionHead(MLPHead):
     def __init__(self, in_features: int = 2048, hidden_features: int | None = None, out_features: int = 128):
         hidden = hidden_features if hidden_features is not None else in_features
         super().__init__([(in_features, hidden, True, True), (hidden, out_features, False, False)])
+
+
+class SimSiamProjectionHead(MLPHead):
+    """SimSiam projector ``f``'s MLP: ``Linear-BN-ReLU-Linear-BN``, BN also on the output and no ReLU there (Chen & He,
+    CVPR 2021, Sec. 4: "BN applied to each fully-connected layer, including its output fc").
+
+    Chattopadhyay et al. (ICIP 2023, Sec. 3.1) use a 2-layer projector with a 512-d output (the default here); SimSiam
+    itself uses three layers of 2048. The hidden width defaults to ``in_features``.
+    """
+
+    def __init__(self, in_features: int = 2048, hidden_features: int | None = None, out_features: int = 512):
+        hidden = hidden_features if hidden_features is not None else in_features
+        super().__init__([(in_features, hidden, True, True), (hidden, out_features, True, False)])
 
 
 class VICRegExpander(MLPHead):

@@ -1,8 +1,9 @@
 """MONAI-style dictionary transforms (``d`` suffix): loading with validation, lesion-centred crops, lesion-box crop and
-resize, the 2.5D tumour-slice input, relative-shift affine, SSL views."""
+resize, the 2.5D tumour-slice input, 2D loading and SSL augmentation, relative-shift affine, SSL views."""
 
+from .augment2d import RandResizedCropd, ssl_augment_2d
 from .crop import LesionBoxResized, LesionCropd, average_lesion_size, lesion_bounding_box
-from .io import LoadVolumed
+from .io import LoadImage2Dd, LoadVolumed
 from .slices25d import Slices25Dd, select_tumour_slices, slices_25d
 from .spatial import RandAffineFractiond
 from .views import MultiViewd
@@ -10,12 +11,15 @@ from .views import MultiViewd
 __all__ = [
     "LesionBoxResized",
     "LesionCropd",
+    "LoadImage2Dd",
     "LoadVolumed",
     "MultiViewd",
     "RandAffineFractiond",
+    "RandResizedCropd",
     "Slices25Dd",
     "average_lesion_size",
     "lesion_bounding_box",
     "select_tumour_slices",
     "slices_25d",
+    "ssl_augment_2d",
 ]

@@ -11,7 +11,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapTransform
 
-__all__ = ["LoadVolumed"]
+from ..data.images2d import read_image_2d, to_channels
+
+__all__ = ["LoadImage2Dd", "LoadVolumed"]
 
 
 class LoadVolumed(MapTransform):
@@ -113,6 +115,45 @@ class LoadVolumed(MapTransform):
                     )
         if not bool(mask.any()):
             raise ValueError(f"{self._describe(raw, self.mask_key)} is empty (no foreground voxel).")
+
+
+class LoadImage2Dd(MapTransform):
+    """Load a 2D image (a PNG/JPEG/TIFF/BMP path, or an in-memory array from an npz) as a ``(channels, H, W)`` float
+    tensor, so grey and RGB files of one set batch together (Kermany's X-rays mix grey and RGB JPEGs).
+
+    Files are read by :func:`~medssl_monai.data.read_image_2d` (RGB to grey by BT.601 luminance when
+    ``channels=1``). Arrays may be ``(H, W)``, ``(H, W, 3)`` or channel-first ``(C, H, W)`` with ``C == channels``.
+    Integer images are divided by their dtype's maximum (uint8 / 255), so the output lies in [0, 1]; float images are
+    kept as they are.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", channels: int = 1, id_key: str = "id") -> None:
+        super().__init__(keys)
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
+        self.channels = channels
+        self.id_key = id_key
+
+    def _array(self, value) -> np.ndarray:
+        if isinstance(value, (str, Path)):
+            return read_image_2d(value, self.channels)
+        arr = np.asarray(value)
+        if arr.ndim == 3 and arr.shape[0] == self.channels and arr.shape[-1] not in (3, 4):
+            return arr
+        return to_channels(arr, self.channels)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            try:
+                arr = self._array(d[key])
+            except ValueError as err:
+                raise ValueError(f"case '{d.get(self.id_key, '?')}': {key}: {err}") from err
+            out = torch.from_numpy(arr.astype(np.float32))
+            if np.issubdtype(arr.dtype, np.integer):
+                out /= float(np.iinfo(arr.dtype).max)
+            d[key] = out
+        return d
 
 
 def _spacing(img: MetaTensor) -> np.ndarray:

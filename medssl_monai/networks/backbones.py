@@ -1,0 +1,45 @@
+"""MONAI ResNet backbones that return pooled features, in 2D or 3D (He et al., CVPR 2016).
+
+Chattopadhyay et al. (ICIP 2023, Sec. 3.1) pre-train "a randomly initialized ResNet50 encoder". MONAI's
+:class:`monai.networks.nets.ResNet` with ``feed_forward=False`` has no classifier: its output is the globally
+average-pooled last feature map, ``(B, 512)`` for ResNet-10/18/34 and ``(B, 2048)`` for ResNet-50/101/152.
+"""
+
+from __future__ import annotations
+
+from monai.networks import nets
+from torch import nn
+
+__all__ = ["RESNET_FEATURES", "resnet_backbone"]
+
+RESNET_FEATURES = {
+    "resnet10": 512,
+    "resnet18": 512,
+    "resnet34": 512,
+    "resnet50": 2048,
+    "resnet101": 2048,
+    "resnet152": 2048,
+}
+
+
+def resnet_backbone(
+    name: str = "resnet50", spatial_dims: int = 2, in_channels: int = 1, conv1_stride: int = 2, **kwargs
+) -> nn.Module:
+    """A randomly initialised MONAI ResNet without classifier: ``(B, C, *spatial) -> (B, RESNET_FEATURES[name])``.
+
+    ``conv1_stride=2`` (with the default 7-wide first convolution and max-pool) is the standard ResNet stem of He et
+    al. and torchvision; MONAI's own default is 1 (four times the compute of every later layer). Pass
+    ``conv1_stride=1, no_max_pool=True`` for a CIFAR-style stem on very small images. Other ``kwargs`` go to MONAI.
+    Grey inputs are native: ``in_channels=1``.
+    """
+    if name not in RESNET_FEATURES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(RESNET_FEATURES)}.")
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+    return getattr(nets, name)(
+        spatial_dims=spatial_dims,
+        n_input_channels=in_channels,
+        conv1_t_stride=conv1_stride,
+        feed_forward=False,
+        **kwargs,
+    )

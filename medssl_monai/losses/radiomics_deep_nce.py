@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._checks import check_pair
+
 __all__ = ["RadiomicsDeepNCELoss", "info_nce"]
 
 
@@ -97,10 +99,7 @@ class RadiomicsDeepNCELoss(nn.Module):
         negative_indices: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L^{d,r}, L^{r,d})``, each the mean over the batch (for logging the two terms apart)."""
-        if z_deep.ndim != 2 or z_deep.shape != z_rad.shape:
-            raise ValueError(
-                f"z_deep and z_rad must be (B, D) of one shape, got {tuple(z_deep.shape)}, {tuple(z_rad.shape)}."
-            )
+        check_pair(type(self).__name__, z_deep, z_rad)
         if bank_deep.ndim != 2 or bank_deep.shape != bank_rad.shape or bank_deep.shape[1] != z_deep.shape[1]:
             raise ValueError(
                 f"banks must be (N, {z_deep.shape[1]}) of one shape, got {tuple(bank_deep.shape)}, {tuple(bank_rad.shape)}."

@@ -11,7 +11,7 @@ File I/O, the dataset runner and the CLI live in :mod:`medssl_monai.reduction.ru
 
 from .convert import to_uint8
 from .deep import embed, input_channels, pairwise_cosine
-from .hashing import dhash, hamming, pairwise_hamming
+from .hashing import dhash, dhash_slices, hamming, pairwise_hamming
 from .reduce import (
     DEFAULT_EVERY_N,
     DEFAULT_TARGET_FRACTION,
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "METHODS",
     "dhash",
+    "dhash_slices",
     "embed",
     "every_n",
     "hamming",

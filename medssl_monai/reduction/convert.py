@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _jit
 from ._checks import check_stack
 
-__all__ = ["to_uint8"]
+__all__ = ["check_window", "to_uint8"]
 
 _F32_MAX_RANGE = 1 << 12
 
@@ -57,6 +58,14 @@ def _convert_one(s: np.ndarray, lo: float, hi: float, clip: bool, out: np.ndarra
     np.copyto(out, t, casting="unsafe")
 
 
+def check_window(window: tuple[float, float]) -> tuple[float, float]:
+    """``(low, high)`` as floats, or ``ValueError`` unless both are finite with ``low < high``."""
+    low, high = (float(v) for v in window)
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        raise ValueError(f"window must be (low, high) with finite low < high, got {window}.")
+    return low, high
+
+
 def to_uint8(slices: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
     """Map (N, H, W) slices of any numeric dtype (int16 HU, float) to uint8 0..255, slice by slice.
 
@@ -71,10 +80,12 @@ def to_uint8(slices: np.ndarray, window: tuple[float, float] | None = None) -> n
     if x.dtype == np.bool_:
         x = x.astype(np.uint8)
     if window is not None:
-        low, high = (float(v) for v in window)
-        if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
-            raise ValueError(f"window must be (low, high) with finite low < high, got {window}.")
+        low, high = check_window(window)
     out = np.empty(x.shape, dtype=np.uint8)
+    if _jit.use_numba() and x.dtype in _jit.KERNEL_DTYPES:  # same operations, one pass per slice (_jit)
+        lo_hi = (low, high) if window is not None else (0.0, 0.0)
+        _jit.to_uint8_kernel(np.ascontiguousarray(x), window is not None, *lo_hi, x.dtype.kind in "iu", out)
+        return out
     buf32 = np.empty(x.shape[1:], dtype=np.float32)
     if window is None:
         flat = x.reshape(len(x), -1)

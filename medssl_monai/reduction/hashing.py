@@ -39,9 +39,11 @@ from functools import lru_cache
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from . import _jit
 from ._checks import check_stack
+from .convert import check_window, to_uint8
 
-__all__ = ["dhash", "hamming", "pairwise_hamming", "pillow_lanczos_weights", "resize_lanczos_uint8"]
+__all__ = ["dhash", "dhash_slices", "hamming", "pairwise_hamming", "pillow_lanczos_weights", "resize_lanczos_uint8"]
 
 PRECISION_BITS = 32 - 8 - 2
 _HALF = float(1 << (PRECISION_BITS - 1))
@@ -160,13 +162,63 @@ def _resize_f32(out: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+_TAP_MULTIPLE = 16  # band lengths padded to a multiple of this (SIMD without a scalar tail)
+
+
+@lru_cache(maxsize=64)
+def _band(in_size: int, out_size: int) -> tuple[np.ndarray, ...]:
+    """Pillow's weights for one axis as bands for the numba kernels: the start of each output's taps, their count
+    rounded up to a multiple of 16 (zero weights past the last tap), and over the longest of these ``k / 2**22`` in
+    float32 (exact), ``k`` in float64, and the float32 error bound of each output's dot product with 0..255 pixels,
+    ``gamma_(n+1) * 255 * sum |w|`` plus 1e-9 for the float64 comparison (see ``_jit``)."""
+    k = pillow_lanczos_weights(in_size, out_size)
+    starts = np.zeros(out_size, dtype=np.int64)
+    ends = np.zeros(out_size, dtype=np.int64)
+    for o in range(out_size):
+        nz = np.flatnonzero(k[o])
+        if len(nz):
+            starts[o], ends[o] = nz[0], nz[-1] + 1
+    lengths = -(-np.maximum(ends - starts, 1) // _TAP_MULTIPLE) * _TAP_MULTIPLE
+    n = int(lengths.max())
+    k64 = np.zeros((out_size, n), dtype=np.float64)
+    for o in range(out_size):
+        k64[o, : ends[o] - starts[o]] = k[o, starts[o] : ends[o]]
+    w32 = (k64 / _ONE).astype(np.float32)
+    if not np.array_equal(w32.astype(np.float64) * _ONE, k64):  # k < 2**24: never
+        raise AssertionError("Pillow weights not exact in float32")
+    u = 2.0**-24
+    gamma = (lengths + 1) * u / (1 - (lengths + 1) * u)
+    bound = gamma * 255.0 * np.abs(k64 / _ONE).sum(axis=1) + 1e-9
+    for a in (starts, lengths, w32, k64, bound):
+        a.setflags(write=False)
+    return starts, lengths, w32, k64, bound
+
+
+def _jit_applies(h: int, w: int) -> bool:
+    """The numba kernels cover both passes with the horizontal one first (512x512 -> 9x8 and most sizes)."""
+    vertical_first = h > HASH_HEIGHT and (h - HASH_HEIGHT) > 2 * (w - HASH_WIDTH)
+    return _jit.use_numba() and h != HASH_HEIGHT and w != HASH_WIDTH and not vertical_first
+
+
+def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray:
+    hs, hl, hw32, hk64, hbound = _band(x.shape[2], HASH_WIDTH)
+    vs, _, _, vk64, _ = _band(x.shape[1], HASH_HEIGHT)
+    low, high = window if window is not None else (0.0, 0.0)
+    small = np.empty((len(x), HASH_HEIGHT, HASH_WIDTH), dtype=np.float64)
+    args = (np.ascontiguousarray(x), convert, window is not None, low, high, x.dtype.kind in "iu")
+    _jit.run_threaded(
+        _jit.dhash_small, _jit.dhash_small_parallel, threads, *args, hs, hl, hw32, hk64, hbound, vs, vk64, small
+    )
+    return small
+
+
 def _bits_to_uint64(bits: np.ndarray) -> np.ndarray:
     """(N, 64) bools, row-major as imagehash flattens them, first bit most significant -> (N,) uint64."""
     packed = np.packbits(bits.astype(np.uint8), axis=1)  # (N, 8) bytes, big-endian bit order
     return packed.view(">u8").astype(np.uint64).reshape(-1)
 
 
-def dhash(images: np.ndarray) -> np.ndarray:
+def dhash(images: np.ndarray, threads: int = 1) -> np.ndarray:
     """64-bit difference hashes of uint8 (N, H, W) slices as (N,) uint64, equal to ``imagehash.dhash``.
 
     ``dhash(s[None])[0] == int(str(imagehash.dhash(PIL.Image.fromarray(s))), 16)``: LANCZOS resize to 9x8
@@ -175,7 +227,9 @@ def dhash(images: np.ndarray) -> np.ndarray:
     :func:`medssl_monai.reduction.to_uint8` first.
     """
     x = check_stack(images, dtype=np.uint8)
-    if x.shape[1:] == (HASH_HEIGHT, HASH_WIDTH):
+    if _jit_applies(*x.shape[1:]):
+        small = _jit_small(x, False, None, threads)
+    elif x.shape[1:] == (HASH_HEIGHT, HASH_WIDTH):
         small = x.astype(np.int16)  # Pillow returns a copy, no resampling
     else:
         # chunks of ~8 MB float32 stay in cache-friendly sizes whatever N is
@@ -186,6 +240,20 @@ def dhash(images: np.ndarray) -> np.ndarray:
             m = min(chunk, len(x) - i)
             np.copyto(buf[:m], x[i : i + m])
             small[i : i + m] = _resize_f32(buf[:m], HASH_WIDTH, HASH_HEIGHT)
+    bits = small[:, :, 1:] > small[:, :, :-1]
+    return _bits_to_uint64(bits.reshape(len(x), -1))
+
+
+def dhash_slices(slices: np.ndarray, window: tuple[float, float] | None = None, threads: int = 1) -> np.ndarray:
+    """``dhash(to_uint8(slices, window))`` for raw (N, H, W) slices of any numeric dtype (int16 HU, float), the
+    8-bit conversion fused into the hash kernel when numba is available (no uint8 stack is written); the same
+    bits either way (tests). Raises what :func:`~medssl_monai.reduction.to_uint8` raises."""
+    x = check_stack(slices, "slices")
+    if not _jit_applies(*x.shape[1:]) or x.dtype not in _jit.KERNEL_DTYPES:
+        return dhash(to_uint8(x, window))
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError("slices contain infinite values.")
+    small = _jit_small(x, True, check_window(window) if window is not None else None, threads)
     bits = small[:, :, 1:] > small[:, :, :-1]
     return _bits_to_uint64(bits.reshape(len(x), -1))
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
+from . import _jit
 from ._checks import check_stack
 
 __all__ = ["gaussian_window", "nmi", "pairwise_nmi", "pairwise_ssim", "ssim"]
@@ -75,7 +76,7 @@ def _shifted_filter(src: torch.Tensor, weights: list[float], out: torch.Tensor, 
         out.add_(tmp, alpha=weights[k])
 
 
-def pairwise_ssim(images: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+def pairwise_ssim(images: np.ndarray, data_range: float = 255.0, threads: int = 1) -> np.ndarray:
     """(N, N) mean SSIM between all pairs of uint8 (N, H, W) slices (symmetric, diagonal 1), float64.
 
     Slices must be at least 11x11 (the window). All arithmetic is float64, as in scikit-image (results agree with
@@ -92,9 +93,18 @@ def pairwise_ssim(images: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     r = RADIUS
     if h < 2 * r + 1 or w < 2 * r + 1:
         raise ValueError(f"SSIM needs slices of at least 11x11 pixels, got {h}x{w}.")
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    if _jit.use_numba():
+        out = np.empty((n, n))
+        mu = np.empty((n, h - 2 * r, w - 2 * r))
+        d = np.empty_like(mu)
+        x = np.ascontiguousarray(x)
+        _jit.run_threaded(
+            _jit.ssim_matrix, _jit.ssim_matrix_parallel, threads, x, gaussian_window(), c1, c2, mu, d, out
+        )
+        return out
     xf = x.astype(np.float64)
     mu, mu2, var = _ssim_stats(xf)
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     win = gaussian_window().tolist()
     win2 = [2.0 * v for v in win]
     hv, wv = h - 2 * r, w - 2 * r
@@ -150,7 +160,7 @@ def _entropy(counts: np.ndarray, total: int, clogc: np.ndarray) -> float:
     return float(np.log(total) - clogc[counts].sum() / total)
 
 
-def pairwise_nmi(images: np.ndarray, bins: int = 256) -> np.ndarray:
+def pairwise_nmi(images: np.ndarray, bins: int = 256, threads: int = 1) -> np.ndarray:
     """(N, N) normalised mutual information ``(H(A) + H(B)) / H(A, B)`` of uint8 (N, H, W) slices, float64.
 
     Symmetric with diagonal 2 (identical slices) except for constant slices, whose NMI with themselves is
@@ -164,6 +174,10 @@ def pairwise_nmi(images: np.ndarray, bins: int = 256) -> np.ndarray:
     codes = _bin_codes(x, bins).reshape(n, -1)
     c = np.arange(total + 1, dtype=np.float64)
     clogc = c * np.log(np.maximum(c, 1.0))
+    if _jit.use_numba() and bins <= 256:
+        out = np.empty((n, n))
+        _jit.run_threaded(_jit.nmi_matrix, _jit.nmi_matrix_parallel, threads, codes.astype(np.uint8), clogc, out)
+        return out
     marg = np.array([_entropy(np.bincount(codes[i], minlength=bins), total, clogc) for i in range(n)])
     out = np.full((n, n), 2.0)
     row_codes = np.empty(total, dtype=np.int64)

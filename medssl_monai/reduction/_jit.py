@@ -1,0 +1,426 @@
+"""Optional numba kernels for the reduction's hot loops (extra ``medssl_monai[fast]``); exact, like the numpy paths.
+
+Everything here is an accelerator: each public function of :mod:`~medssl_monai.reduction` keeps a pure numpy/torch
+path that gives the same bits, and uses these kernels only when numba imports (``HAVE_NUMBA``) and the environment
+variable ``MEDSSL_NO_NUMBA`` is unset. Kernels compile on first use (about 1-3 s per input dtype; ``cache=True``
+keeps the machine code next to this file for later processes) and run single-threaded: volumes are the parallel
+unit (:mod:`~medssl_monai.reduction.run`).
+
+Exactness arguments (the tests compare every kernel with its numpy path and with imagehash / scikit-image):
+
+* 8-bit conversion: the same float32 / float64 operations in the same order as
+  :func:`~medssl_monai.reduction.to_uint8` (no fast-math flags on them), hence the same bits.
+* dHash, first (horizontal) Pillow pass: float32 dot products of the 8-bit row with ``w = k / 2**22`` (Pillow's
+  fixed-point weights ``k``, so ``w`` is exact in float32), summed in any order (SIMD). The error of a float32 sum of
+  ``n`` products, in any order and with or without fused multiply-add, is at most ``gamma_n * sum |u w|`` with
+  ``gamma_n = n 2**-24 / (1 - n 2**-24)`` (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed.,
+  Sec. 3.1), and ``sum |u w| <= 255 sum |w|``. Pillow's value is ``floor(S + 1/2)`` of the exact ``S = sum u w``;
+  where ``[acc - B, acc + B] + 1/2`` contains no integer the float32 ``acc`` gives it; otherwise (about 1 % of the
+  values of a 512-wide row) that one value is recomputed exactly in float64 (integers below 2**53). The second pass
+  and the bits are exact float64 integer sums.
+* NMI: integer joint histograms (exact), entropies summed over the bins in index order; a marginal entropy is the
+  joint entropy of the slice with itself, so identical slices give exactly 2.
+* SSIM: float64 throughout like the numpy path (agreement with scikit-image ~1e-15, the float64 rounding of a
+  different operation order); the per-pixel formula is written so that identical slices give exactly 1.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # optional dependency
+    import numba
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+    njit = None
+
+__all__ = ["HAVE_NUMBA", "KERNEL_DTYPES", "use_numba"]
+
+HAVE_NUMBA = numba is not None
+
+
+def use_numba() -> bool:
+    """True when the numba kernels are used: numba imports and ``MEDSSL_NO_NUMBA`` is unset or ``0``."""
+    return HAVE_NUMBA and os.environ.get("MEDSSL_NO_NUMBA", "0") in ("", "0")
+
+
+KERNEL_DTYPES = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"))
+F32_MAX_RANGE = 1 << 12  # to_uint8's float32 path (convert._F32_MAX_RANGE)
+
+
+def run_threaded(serial, parallel, threads: int, *args) -> None:
+    """Call ``serial(*args)``, or for ``threads > 1`` the ``parallel`` (prange) kernel on that many numba threads
+    (restored after)."""
+    if threads <= 1:
+        serial(*args)
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        parallel(*args)
+    finally:
+        numba.set_num_threads(old)
+
+
+_HALF = 2097152.0  # 2**21
+_INV_ONE = 1.0 / 4194304.0  # 2**-22
+
+
+if HAVE_NUMBA:
+
+    @njit(cache=True, nogil=True)
+    def _minmax(s):
+        lo = s[0, 0]
+        hi = s[0, 0]
+        for r in range(s.shape[0]):
+            for c in range(s.shape[1]):
+                v = s[r, c]
+                lo = min(lo, v)
+                hi = max(hi, v)
+        return np.float64(lo), np.float64(hi)
+
+    @njit(cache=True, nogil=True, error_model="numpy")  # d > 0 where divided: no ZeroDivisionError branch
+    def _convert_row(row, lo, hi, f32_path, clip, out):
+        """One row to its 8-bit values (as float32), the operations of ``convert._convert_one`` in order."""
+        d = hi - lo
+        w = row.shape[0]
+        if d <= 0:
+            for c in range(w):
+                out[c] = np.float32(0.0)
+        elif f32_path:
+            lo32 = np.float32(lo)
+            d32 = np.float32(d)
+            s32 = np.float32(255.0 / d)
+            h32 = np.float32(0.5 + 0.25 / d)
+            for c in range(w):
+                t = np.float32(row[c]) - lo32
+                if clip:
+                    t = min(max(t, np.float32(0.0)), d32)
+                t = t * s32
+                t = t + h32
+                out[c] = np.float32(np.int32(t))  # truncation == floor: t > 0
+        else:
+            for c in range(w):
+                t = np.float64(row[c])
+                if clip:
+                    t = min(max(t, lo), hi)
+                t = t - lo
+                t = t * 255.0
+                t = t / d
+                t = t + 0.5
+                out[c] = np.float32(np.floor(t))
+
+    # fast-math on the dot products only: their terms are finite (0..255 times finite weights), so the flags that
+    # assume no NaN / inf change nothing, and reassociation is what lets LLVM vectorise the sum (the error bound
+    # holds for any summation order; the float64 sums are of integers below 2**53, exact in any order).
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _dot32(a, w):
+        acc = np.float32(0.0)
+        for t in range(a.shape[0]):
+            acc += a[t] * w[t]
+        return acc
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _dot32x4(a, b, c, d, w):
+        """Four rows against one weight vector: four independent sums share the weight loads."""
+        s0 = np.float32(0.0)
+        s1 = np.float32(0.0)
+        s2 = np.float32(0.0)
+        s3 = np.float32(0.0)
+        for t in range(w.shape[0]):
+            s0 += a[t] * w[t]
+            s1 += b[t] * w[t]
+            s2 += c[t] * w[t]
+            s3 += d[t] * w[t]
+        return s0, s1, s2, s3
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _dot64(a, w):
+        acc = 0.0
+        for t in range(a.shape[0]):
+            acc += np.float64(a[t]) * w[t]
+        return acc
+
+    @njit(cache=True, nogil=True)
+    def _round_first(acc, row, st, n, k64, b):
+        """Pillow's ``clip8((2**21 + sum) >> 22)`` from the float32 sum ``acc`` with error bound ``b``; where the
+        bound cannot decide the rounding, from the exact float64 sum instead."""
+        y = np.float64(acc) + 0.5
+        f = np.floor(y - b)
+        if f != np.floor(y + b):
+            f = np.floor((_dot64(row[st : st + n], k64[:n]) + _HALF) * _INV_ONE)
+        return min(max(f, 0.0), 255.0)
+
+    @njit(cache=True, nogil=True)
+    def _first_pass(rowf, nrows, hs, hl, hw32, hk64, hbound, tmp, r):
+        """Pillow's horizontal pass of ``nrows`` (1 or 4) 8-bit rows ``rowf[q]`` (float32 values, zero-padded)
+        into ``tmp[:, r + q]``."""
+        for o in range(hs.shape[0]):
+            st = hs[o]
+            n = hl[o]
+            w = hw32[o, :n]
+            if nrows == 4:
+                a0, a1, a2, a3 = _dot32x4(
+                    rowf[0, st : st + n], rowf[1, st : st + n], rowf[2, st : st + n], rowf[3, st : st + n], w
+                )
+                tmp[o, r] = _round_first(a0, rowf[0], st, n, hk64[o], hbound[o])
+                tmp[o, r + 1] = _round_first(a1, rowf[1], st, n, hk64[o], hbound[o])
+                tmp[o, r + 2] = _round_first(a2, rowf[2], st, n, hk64[o], hbound[o])
+                tmp[o, r + 3] = _round_first(a3, rowf[3], st, n, hk64[o], hbound[o])
+            else:
+                a0 = _dot32(rowf[0, st : st + n], w)
+                tmp[o, r] = _round_first(a0, rowf[0], st, n, hk64[o], hbound[o])
+
+    @njit(cache=True, nogil=True)
+    def _second_pass(tmp, vs, vk64, small):
+        """Pillow's vertical pass over the transposed first-pass result ``tmp`` (out_w, H + padding): exact."""
+        n = vk64.shape[1]
+        for o in range(vs.shape[0]):
+            for c in range(tmp.shape[0]):
+                acc = _dot64(tmp[c, vs[o] : vs[o] + n], vk64[o])
+                small[o, c] = min(max(np.floor((acc + _HALF) * _INV_ONE), 0.0), 255.0)
+
+    def _dhash_small(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+        """(N, H, W) slices -> (N, out_h, out_w) float64 Pillow LANCZOS values, horizontal pass first; with
+        ``convert`` the rows go through ``to_uint8``'s arithmetic first (per-slice min-max or the window)."""
+        n, h, w = x.shape
+        pad = hw32.shape[1]
+        for i in numba.prange(n):
+            rowf = np.zeros((4, w + pad), np.float32)  # zero tail: padded taps read zeros
+            tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
+            lo, hi = wlo, whi
+            if convert and not window:
+                lo, hi = _minmax(x[i])
+            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
+            r = 0
+            while r < h:
+                nrows = 4 if r + 4 <= h else 1
+                for q in range(nrows):
+                    if convert:
+                        _convert_row(x[i, r + q], lo, hi, f32_path, window, rowf[q])
+                    else:
+                        for c in range(w):
+                            rowf[q, c] = np.float32(x[i, r + q, c])
+                _first_pass(rowf, nrows, hs, hl, hw32, hk64, hbound, tmp, r)
+                r += nrows
+            _second_pass(tmp, vs, vk64, out[i])
+
+    dhash_small = njit(cache=True, nogil=True)(_dhash_small)
+    dhash_small_parallel = njit(cache=True, nogil=True, parallel=True)(_dhash_small)
+
+    @njit(cache=True, nogil=True)
+    def to_uint8_kernel(x, window, wlo, whi, int_dtype, out):
+        """``to_uint8`` slice by slice (same operations); ``out`` uint8 (N, H, W)."""
+        n, h, w = x.shape
+        rowf = np.empty(w, np.float32)
+        for i in range(n):
+            if window:
+                lo, hi = wlo, whi
+            else:
+                lo, hi = _minmax(x[i])
+            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
+            for r in range(h):
+                _convert_row(x[i, r], lo, hi, f32_path, window, rowf)
+                for c in range(w):
+                    out[i, r, c] = np.uint8(rowf[c])
+
+    @njit(cache=True, nogil=True)
+    def _joint_entropy(a, b, hist, clogc, logp):
+        """Joint entropy (nats) of two uint8 code vectors over ``hist`` (256 * 256 int32 zeros, left zeroed):
+        ``log P - sum c log c / P`` with the sum over nonzero bins in index order."""
+        p = a.shape[0]
+        for t in range(p):
+            hist[(np.int32(a[t]) << 8) | np.int32(b[t])] += 1
+        s = 0.0
+        for q in range(hist.shape[0]):
+            c = hist[q]
+            if c != 0:
+                s += clogc[c]
+                hist[q] = 0
+        return logp - s / p
+
+    @njit(cache=True, nogil=True)
+    def _nmi_row(codes, i, marg, clogc, logp, hist, out):
+        for j in range(i + 1, codes.shape[0]):
+            h_ab = _joint_entropy(codes[i], codes[j], hist, clogc, logp)
+            v = (marg[i] + marg[j]) / h_ab if h_ab > 0 else 2.0
+            out[i, j] = v
+            out[j, i] = v
+
+    def _nmi_matrix(codes, clogc, out):
+        """(N, N) NMI ``(H(A) + H(B)) / H(A, B)`` of per-slice bin codes (N, P) uint8, entropies in nats from
+        ``clogc[c] = c log c``. A marginal entropy is the joint entropy of a slice with itself (same routine,
+        same summation order), so two identical slices have NMI exactly 2. Rows are handed out in pairs
+        ``(k, N - 2 - k)`` (equal work per pair) to the threads of the parallel variant."""
+        n, p = codes.shape
+        logp = np.log(np.float64(p))
+        marg = np.empty(n, np.float64)
+        for i in numba.prange(n):
+            hist = np.zeros(65536, np.int32)
+            marg[i] = _joint_entropy(codes[i], codes[i], hist, clogc, logp)
+            out[i, i] = 2.0
+        for k in numba.prange(n // 2):  # rows k and n - 2 - k: equal work per k
+            hist = np.zeros(65536, np.int32)
+            _nmi_row(codes, k, marg, clogc, logp, hist, out)
+            if n - 2 - k > k:
+                _nmi_row(codes, n - 2 - k, marg, clogc, logp, hist, out)
+
+    nmi_matrix = njit(cache=True, nogil=True)(_nmi_matrix)
+    nmi_matrix_parallel = njit(cache=True, nogil=True, parallel=True)(_nmi_matrix)
+
+    # ---- SSIM (Wang et al. 2004) over all pairs: fused valid Gaussian filtering of the products, float64 ----
+    _R = 5  # window radius: 11 taps
+
+    @njit(cache=True, nogil=True, fastmath={"contract"})
+    def _vrow(ring, r, wts, v):
+        """``v[c] = sum_k wts[k] * rows[r + k][c]``, k = 0..10 in order, rows kept in an 11-slot ring."""
+        s0, s1, s2, s3 = ring[r % 11], ring[(r + 1) % 11], ring[(r + 2) % 11], ring[(r + 3) % 11]
+        s4, s5, s6, s7 = ring[(r + 4) % 11], ring[(r + 5) % 11], ring[(r + 6) % 11], ring[(r + 7) % 11]
+        s8, s9, s10 = ring[(r + 8) % 11], ring[(r + 9) % 11], ring[(r + 10) % 11]
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = (
+            wts[0],
+            wts[1],
+            wts[2],
+            wts[3],
+            wts[4],
+            wts[5],
+            wts[6],
+            wts[7],
+            wts[8],
+            wts[9],
+            wts[10],
+        )
+        # two loops of at most 7 arrays each (LLVM vectorises a loop only up to 8 runtime alias checks); the
+        # second continues the first one's sums, so the order of the additions is k = 0..10 either way
+        for c in range(v.shape[0]):
+            t = w0 * s0[c]
+            t += w1 * s1[c]
+            t += w2 * s2[c]
+            t += w3 * s3[c]
+            t += w4 * s4[c]
+            t += w5 * s5[c]
+            v[c] = t
+        for c in range(v.shape[0]):
+            t = v[c]
+            t += w6 * s6[c]
+            t += w7 * s7[c]
+            t += w8 * s8[c]
+            t += w9 * s9[c]
+            t += w10 * s10[c]
+            v[c] = t
+
+    @njit(cache=True, nogil=True, fastmath={"contract"})
+    def _hrow(v, wts, e):
+        """``e[c] = sum_k wts[k] * v[c + k]`` (valid), k = 0..10 in order."""
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = (
+            wts[0],
+            wts[1],
+            wts[2],
+            wts[3],
+            wts[4],
+            wts[5],
+            wts[6],
+            wts[7],
+            wts[8],
+            wts[9],
+            wts[10],
+        )
+        for c in range(e.shape[0]):
+            t = w0 * v[c]
+            t += w1 * v[c + 1]
+            t += w2 * v[c + 2]
+            t += w3 * v[c + 3]
+            t += w4 * v[c + 4]
+            t += w5 * v[c + 5]
+            t += w6 * v[c + 6]
+            t += w7 * v[c + 7]
+            t += w8 * v[c + 8]
+            t += w9 * v[c + 9]
+            t += w10 * v[c + 10]
+            e[c] = t
+
+    @njit(cache=True, nogil=True)
+    def _product_row(x, y, row, out):
+        for c in range(out.shape[0]):
+            out[c] = np.float64(x[row, c]) * np.float64(y[row, c])
+
+    @njit(cache=True, nogil=True)
+    def _slice_stats(x, wts, mu, d, ring, v, e):
+        """Valid-filtered mean ``mu`` and ``d = filter(x * x) - mu * mu`` of one slice (same routines as pairs)."""
+        hv = mu.shape[0]
+        for pass_ in range(2):
+            for t in range(2 * _R):
+                for c in range(x.shape[1]):
+                    ring[t, c] = np.float64(x[t, c]) if pass_ == 0 else np.float64(x[t, c]) * np.float64(x[t, c])
+            for r in range(hv):
+                row = r + 2 * _R
+                for c in range(x.shape[1]):
+                    xv = np.float64(x[row, c])
+                    ring[row % 11, c] = xv if pass_ == 0 else xv * xv
+                _vrow(ring, r, wts, v)
+                _hrow(v, wts, e)
+                if pass_ == 0:
+                    mu[r, :] = e
+                else:
+                    for c in range(e.shape[0]):
+                        d[r, c] = e[c] - mu[r, c] * mu[r, c]
+
+    @njit(cache=True, nogil=True, error_model="numpy")  # no ZeroDivisionError branch (den >= C1 C2 > 0): SIMD
+    def _ssim_row(e, mux, muy, dx, dy, c1, c2, acc):
+        for c in range(acc.shape[0]):
+            ma = mux[c]
+            mb = muy[c]
+            m = ma * mb
+            num = ((m + m) + c1) * (2.0 * (e[c] - m) + c2)
+            den = ((ma * ma + mb * mb) + c1) * ((dx[c] + dy[c]) + c2)
+            acc[c] += num / den
+
+    @njit(cache=True, nogil=True)
+    def _ssim_pair(x, y, mux, muy, dx, dy, wts, c1, c2, ring, v, e, acc):
+        """Mean SSIM of one pair. Per pixel, with ``m = mu_x mu_y`` and ``E = filter(x * y)``:
+        ``(2 m + C1) (2 (E - m) + C2) / ((mu_x^2 + mu_y^2 + C1) (d_x + d_y + C2))``, written so that for
+        ``x == y`` numerator and denominator are the same float64 numbers (doubling is exact): SSIM exactly 1."""
+        hv = mux.shape[0]
+        wv = mux.shape[1]
+        for t in range(2 * _R):
+            _product_row(x, y, t, ring[t])
+        for c in range(wv):
+            acc[c] = 0.0
+        for r in range(hv):
+            row = r + 2 * _R
+            _product_row(x, y, row, ring[row % 11])
+            _vrow(ring, r, wts, v)
+            _hrow(v, wts, e)
+            _ssim_row(e, mux[r], muy[r], dx[r], dy[r], c1, c2, acc)
+        s = 0.0
+        for c in range(wv):
+            s += acc[c]
+        return s / (hv * wv)
+
+    def _ssim_matrix(x, wts, c1, c2, mu, d, out):
+        n, _, w = x.shape
+        for i in numba.prange(n):
+            ring = np.empty((11, w), np.float64)
+            v = np.empty(w, np.float64)
+            e = np.empty(w - 2 * _R, np.float64)
+            _slice_stats(x[i], wts, mu[i], d[i], ring, v, e)
+            out[i, i] = 1.0
+        for k in numba.prange(n // 2):
+            ring = np.empty((11, w), np.float64)
+            v = np.empty(w, np.float64)
+            e = np.empty(w - 2 * _R, np.float64)
+            acc = np.empty(w - 2 * _R, np.float64)
+            for q in range(2):  # rows k and n - 2 - k: equal work per k
+                i = k if q == 0 else n - 2 - k
+                if q == 1 and i <= k:
+                    continue
+                for j in range(i + 1, n):
+                    val = _ssim_pair(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, ring, v, e, acc)
+                    out[i, j] = val
+                    out[j, i] = val
+
+    ssim_matrix = njit(cache=True, nogil=True)(_ssim_matrix)
+    ssim_matrix_parallel = njit(cache=True, nogil=True, parallel=True)(_ssim_matrix)

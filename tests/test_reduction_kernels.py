@@ -1,0 +1,96 @@
+"""The optional numba kernels of the reduction (medssl_monai.reduction._jit) against the pure numpy/torch paths,
+imagehash and scikit-image: same bits for the 8-bit conversion and dHash (fused or not, 1 or 2 threads), SSIM and
+NMI equal to the fallback to float64 rounding, identical slices exactly SSIM 1 / NMI 2, same keep-sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medssl_monai.reduction import (
+    dhash,
+    dhash_slices,
+    pairwise_nmi,
+    pairwise_ssim,
+    reduce_pairs,
+    reduce_volume,
+    to_uint8,
+)
+
+pytest.importorskip("numba")
+imagehash = pytest.importorskip("imagehash")
+Image = pytest.importorskip("PIL.Image")
+metrics = pytest.importorskip("skimage.metrics")
+
+
+def _fallback(monkeypatch, fn, *args, **kwargs):
+    """``fn`` on the pure numpy/torch path (MEDSSL_NO_NUMBA=1), then back to the kernels."""
+    monkeypatch.setenv("MEDSSL_NO_NUMBA", "1")
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        monkeypatch.delenv("MEDSSL_NO_NUMBA")
+
+
+def _ct_int16(rng, n=6, h=512, w=512):
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for k in range(n):
+        body = ((yy - h / 2) ** 2 + ((xx - w / 2) * 1.3) ** 2 < (0.35 * min(h, w)) ** 2) * (1000 + 20 * k)
+        out.append(body + rng.normal(0, 30, (h, w)) - 1024)
+    out.append(np.full((h, w), -1024.0))  # constant slice
+    return np.clip(np.stack(out), -1024, 3071).astype(np.int16)
+
+
+@pytest.mark.parametrize("window", [None, (-1000, 1000), (-160.5, 240.0), (-1024, 6000)])
+def test_to_uint8_and_fused_dhash_equal_fallback_and_imagehash(monkeypatch, window):
+    rng = np.random.default_rng(1)
+    x = _ct_int16(rng)
+    x[2, :, :40] = 3071  # range > 2**12 on this slice: float64 conversion path
+    x[2, 0, 0] = -3000
+    u = to_uint8(x, window)
+    np.testing.assert_array_equal(u, _fallback(monkeypatch, to_uint8, x, window))
+    ref = [int(str(imagehash.dhash(Image.fromarray(s))), 16) for s in u]
+    assert dhash(u).tolist() == ref
+    assert dhash_slices(x, window).tolist() == ref
+    assert dhash_slices(x, window, threads=2).tolist() == ref
+    assert _fallback(monkeypatch, dhash_slices, x, window).tolist() == ref
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.int32])
+def test_fused_dhash_other_dtypes(monkeypatch, dtype):
+    x = np.random.default_rng(2).uniform(0, 3000, (3, 64, 80)).astype(dtype)
+    np.testing.assert_array_equal(to_uint8(x), _fallback(monkeypatch, to_uint8, x))
+    assert (
+        dhash_slices(x).tolist() == dhash(to_uint8(x)).tolist() == _fallback(monkeypatch, dhash, to_uint8(x)).tolist()
+    )
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (100, 37), (37, 100), (64, 1500), (20, 21)])
+def test_dhash_kernel_random_slices_equal_imagehash(shape):
+    """Random 8-bit slices put many first-pass sums near a rounding boundary (the exact float64 re-check)."""
+    x = np.random.default_rng(sum(shape)).integers(0, 256, (12, *shape), dtype=np.uint8)
+    assert dhash(x).tolist() == [int(str(imagehash.dhash(Image.fromarray(s))), 16) for s in x]
+
+
+def test_ssim_nmi_kernels_equal_fallback_and_skimage(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = to_uint8(_ct_int16(rng, n=5, h=64, w=72))
+    x = np.concatenate([x, x[1:2]])  # slice 6 duplicates slice 1 (slice 5 is constant)
+    ps, pn = pairwise_ssim(x), pairwise_nmi(x)
+    np.testing.assert_allclose(ps, _fallback(monkeypatch, pairwise_ssim, x), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(pn, _fallback(monkeypatch, pairwise_nmi, x), rtol=0, atol=1e-12)
+    assert ps[1, 6] == 1.0 and pn[1, 6] == 2.0  # identical slices: exact, so ties are real ties
+    assert np.array_equal(ps, ps.T) and np.array_equal(pn, pn.T)
+    np.testing.assert_array_equal(pairwise_ssim(x, threads=2), ps)
+    np.testing.assert_array_equal(pairwise_nmi(x, threads=2), pn)
+    for i, j in [(0, 1), (2, 4), (3, 6)]:
+        ref = metrics.structural_similarity(
+            x[i], x[j], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
+        assert abs(ps[i, j] - ref) < 1e-12
+        assert abs(pn[i, j] - metrics.normalized_mutual_information(x[i], x[j], bins=256)) < 1e-12
+    for method in ("ssim", "mi"):
+        keep = reduce_volume(x, method, target_fraction=0.5)
+        assert keep.tolist() == _fallback(monkeypatch, reduce_volume, x, method, target_fraction=0.5).tolist()
+    assert reduce_pairs(ps, threshold=1.0).tolist() == [True] * 6 + [False]  # the duplicate goes, exactly

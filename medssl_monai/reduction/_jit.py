@@ -273,6 +273,7 @@ if HAVE_NUMBA:
 
     # ---- SSIM (Wang et al. 2004) over all pairs: fused valid Gaussian filtering of the products, float64 ----
     _R = 5  # window radius: 11 taps
+    _BLOCK = 4  # rows i per block (the per-slice mean / variance maps of a block stay in the last-level cache)
 
     @njit(cache=True, nogil=True, fastmath={"contract"})
     def _vrow(ring, r, wts, v):
@@ -408,19 +409,23 @@ if HAVE_NUMBA:
             e = np.empty(w - 2 * _R, np.float64)
             _slice_stats(x[i], wts, mu[i], d[i], ring, v, e)
             out[i, i] = 1.0
-        for k in numba.prange(n // 2):
+        nb = (n - 1 + _BLOCK - 1) // _BLOCK  # blocks of _BLOCK rows i; slice j's statistics are read once per block
+        for k in numba.prange((nb + 1) // 2):
             ring = np.empty((11, w), np.float64)
             v = np.empty(w, np.float64)
             e = np.empty(w - 2 * _R, np.float64)
             acc = np.empty(w - 2 * _R, np.float64)
-            for q in range(2):  # rows k and n - 2 - k: equal work per k
-                i = k if q == 0 else n - 2 - k
-                if q == 1 and i <= k:
+            for q in range(2):  # blocks k and nb - 1 - k: about equal work per k
+                b = k if q == 0 else nb - 1 - k
+                if q == 1 and b <= k:
                     continue
-                for j in range(i + 1, n):
-                    val = _ssim_pair(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, ring, v, e, acc)
-                    out[i, j] = val
-                    out[j, i] = val
+                i0 = b * _BLOCK
+                i1 = min(i0 + _BLOCK, n - 1)
+                for j in range(i0 + 1, n):
+                    for i in range(i0, min(i1, j)):
+                        val = _ssim_pair(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, ring, v, e, acc)
+                        out[i, j] = val
+                        out[j, i] = val
 
     ssim_matrix = njit(cache=True, nogil=True)(_ssim_matrix)
     ssim_matrix_parallel = njit(cache=True, nogil=True, parallel=True)(_ssim_matrix)

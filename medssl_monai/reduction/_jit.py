@@ -145,19 +145,9 @@ if HAVE_NUMBA:
         return acc
 
     @njit(cache=True, nogil=True)
-    def _round_first(acc, row, st, n, k64, b):
-        """Pillow's ``clip8((2**21 + sum) >> 22)`` from the float32 sum ``acc`` with error bound ``b``; where the
-        bound cannot decide the rounding, from the exact float64 sum instead."""
-        y = np.float64(acc) + 0.5
-        f = np.floor(y - b)
-        if f != np.floor(y + b):
-            f = np.floor((_dot64(row[st : st + n], k64[:n]) + _HALF) * _INV_ONE)
-        return min(max(f, 0.0), 255.0)
-
-    @njit(cache=True, nogil=True)
-    def _first_pass(rowf, nrows, hs, hl, hw32, hk64, hbound, tmp, r):
-        """Pillow's horizontal pass of ``nrows`` (1 or 4) 8-bit rows ``rowf[q]`` (float32 values, zero-padded)
-        into ``tmp[:, r + q]``."""
+    def _first_pass(rowf, nrows, hs, hl, hw32, tmp, r):
+        """Float32 sums of Pillow's horizontal pass for ``nrows`` (1 or 4) 8-bit rows ``rowf[q]`` (float32 values,
+        zero-padded) into ``tmp[:, r + q]``; rounded afterwards by :func:`_round_first_pass`."""
         for o in range(hs.shape[0]):
             st = hs[o]
             n = hl[o]
@@ -166,13 +156,33 @@ if HAVE_NUMBA:
                 a0, a1, a2, a3 = _dot32x4(
                     rowf[0, st : st + n], rowf[1, st : st + n], rowf[2, st : st + n], rowf[3, st : st + n], w
                 )
-                tmp[o, r] = _round_first(a0, rowf[0], st, n, hk64[o], hbound[o])
-                tmp[o, r + 1] = _round_first(a1, rowf[1], st, n, hk64[o], hbound[o])
-                tmp[o, r + 2] = _round_first(a2, rowf[2], st, n, hk64[o], hbound[o])
-                tmp[o, r + 3] = _round_first(a3, rowf[3], st, n, hk64[o], hbound[o])
+                tmp[o, r] = a0
+                tmp[o, r + 1] = a1
+                tmp[o, r + 2] = a2
+                tmp[o, r + 3] = a3
             else:
-                a0 = _dot32(rowf[0, st : st + n], w)
-                tmp[o, r] = _round_first(a0, rowf[0], st, n, hk64[o], hbound[o])
+                tmp[o, r] = _dot32(rowf[0, st : st + n], w)
+
+    @njit(cache=True, nogil=True)
+    def _round_first_pass(tmp, h, hbound, undecided):
+        """Pillow's ``clip8((2**21 + sum) >> 22)`` = ``clip(floor(S + 1/2))`` from the float32 sums in ``tmp``
+        (in place). ``y = acc + 1/2`` and its fractional part are exact in float64; the rounding is decided when
+        no integer lies within the error bound ``b`` of ``y`` (``b < frac < 1 - b``). Returns how many were not;
+        their ``(o, r)`` go to ``undecided`` and ``tmp`` keeps their float32 sum."""
+        k = 0
+        for o in range(tmp.shape[0]):
+            b = hbound[o]
+            for r in range(h):
+                y = tmp[o, r] + 0.5
+                f = np.floor(y)
+                frac = y - f
+                if frac > b and frac < 1.0 - b:
+                    tmp[o, r] = min(max(f, 0.0), 255.0)
+                else:
+                    undecided[k, 0] = o
+                    undecided[k, 1] = r
+                    k += 1
+        return k
 
     @njit(cache=True, nogil=True)
     def _second_pass(tmp, vs, vk64, small):
@@ -191,6 +201,7 @@ if HAVE_NUMBA:
         for i in numba.prange(n):
             rowf = np.zeros((4, w + pad), np.float32)  # zero tail: padded taps read zeros
             tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
+            undecided = np.empty((hs.shape[0] * h, 2), np.int64)
             lo, hi = wlo, whi
             if convert and not window:
                 lo, hi = _minmax(x[i])
@@ -204,8 +215,20 @@ if HAVE_NUMBA:
                     else:
                         for c in range(w):
                             rowf[q, c] = np.float32(x[i, r + q, c])
-                _first_pass(rowf, nrows, hs, hl, hw32, hk64, hbound, tmp, r)
+                _first_pass(rowf, nrows, hs, hl, hw32, tmp, r)
                 r += nrows
+            k = _round_first_pass(tmp, h, hbound, undecided)
+            for u in range(k):  # the bound could not decide: the exact float64 sum of that row and output
+                o = undecided[u, 0]
+                r = undecided[u, 1]
+                if convert:
+                    _convert_row(x[i, r], lo, hi, f32_path, window, rowf[0])
+                else:
+                    for c in range(w):
+                        rowf[0, c] = np.float32(x[i, r, c])
+                st = hs[o]
+                exact = _dot64(rowf[0, st : st + hl[o]], hk64[o, : hl[o]])
+                tmp[o, r] = min(max(np.floor((exact + _HALF) * _INV_ONE), 0.0), 255.0)
             _second_pass(tmp, vs, vk64, out[i])
 
     dhash_small = njit(cache=True, nogil=True)(_dhash_small)

@@ -29,6 +29,13 @@ that a float32 matrix product with 0..255 pixels is exact (every partial sum is 
 the summation order), and applied as one float32 product over the whole batch; the two exact sums are combined in
 float64, so the floor/clip reproduce Pillow's integer arithmetic bit for bit with no error bound or recompute
 (checked against ``imagehash`` in the tests).
+
+With numba installed (extra ``medssl_monai[fast]``) the horizontal-first sizes (512x512 among them) go through one
+compiled kernel per slice instead (:mod:`~medssl_monai.reduction._jit`): band-limited float32 dot products of four
+rows at a time with ``k / 2**22``, each decided by a rigorous error bound or recomputed exactly in float64 when the
+bound cannot decide Pillow's rounding, then the exact vertical pass. :func:`dhash_slices` also fuses the 8-bit
+conversion into that kernel (one read of the int16 slice for min/max, one for conversion and the first pass). Same
+bits as the numpy path and imagehash (tests); ``MEDSSL_NO_NUMBA=1`` forces the numpy path.
 """
 
 from __future__ import annotations
@@ -224,7 +231,8 @@ def dhash(images: np.ndarray, threads: int = 1) -> np.ndarray:
     ``dhash(s[None])[0] == int(str(imagehash.dhash(PIL.Image.fromarray(s))), 16)``: LANCZOS resize to 9x8
     (width 9, height 8), bit ``(r, c)`` set where ``pixel[r, c + 1] > pixel[r, c]``, bits taken row by row with the
     first as the most significant (imagehash's hex string). Input must be uint8; convert CT values with
-    :func:`medssl_monai.reduction.to_uint8` first.
+    :func:`medssl_monai.reduction.to_uint8` first, or call :func:`dhash_slices` on the raw slices. ``threads``:
+    numba threads over slices (numba kernel only; same hashes).
     """
     x = check_stack(images, dtype=np.uint8)
     if _jit_applies(*x.shape[1:]):

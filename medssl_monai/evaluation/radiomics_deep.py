@@ -230,7 +230,9 @@ class FineTuneClassifier:
     ``decay_at`` of the epochs, cross-entropy, ``augmentation`` (a MONAI dict transform on ``{"image"}``, e.g. the
     random crop + resize back) on training batches. Parameters whose name starts with a ``freeze`` prefix are not
     updated. ``fit_standardize``: the model's :class:`Standardize` modules are fitted on the split's training rows
-    (models trained from scratch; a pre-trained model keeps the scaling of its pre-training data). The epoch with the
+    (models trained from scratch; a pre-trained model keeps the scaling of its pre-training data).
+    ``class_weight="balanced"`` weighs the cross-entropy by ``n_fit / (n_classes * count_c)`` of the split's fit part
+    (scikit-learn's rule; the paper does not weigh its loss). The epoch with the
     best weighted F1 on ``split.val`` is the model that predicts ``split.test``.
     """
 
@@ -249,11 +251,15 @@ class FineTuneClassifier:
         decay_at: float = 0.7,
         freeze: Sequence[str] = (),
         fit_standardize: bool = False,
+        class_weight: str | None = None,
         augmentation: Callable | None = None,
         device: str | torch.device = "cpu",
         seed: int = 0,
         progress: bool = True,
     ) -> None:
+        if class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}.")
+        self.class_weight = class_weight
         self.images, self.radiomics = images, radiomics
         self.labels = np.asarray(labels)
         self.classes = np.unique(self.labels)
@@ -296,7 +302,11 @@ class FineTuneClassifier:
         optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         milestone = max(1, round(self.decay_at * self.epochs))
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [milestone], gamma=0.1)
-        loss_fn = nn.CrossEntropyLoss()
+        weight = None
+        if self.class_weight == "balanced":  # n_fit / (n_classes * count_c) of the split's fit part
+            counts = torch.bincount(self.targets[np.array(split.fit)], minlength=len(self.classes)).float()
+            weight = (len(split.fit) / (len(self.classes) * counts.clamp(min=1))).to(self.device)
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
         generator = torch.Generator().manual_seed(self.seed * 1000 + split.fold)
         fit = torch.as_tensor(np.array(split.fit))
         best = {"score": -np.inf, "epoch": 0, "state": None}
@@ -366,6 +376,7 @@ def evaluate_radiomics_deep(
     lr: float = 3e-3,
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
+    class_weight: str | None = None,
     freeze: Sequence[str] = PAPER_FREEZE,
     select_k: int = 50,
     methods: Sequence[str] | None = None,
@@ -438,6 +449,7 @@ def evaluate_radiomics_deep(
         "lr": lr,
         "momentum": momentum,
         "weight_decay": weight_decay,
+        "class_weight": class_weight,
         "augmentation": augmentation,
         "device": device,
         "seed": seed,
@@ -501,6 +513,7 @@ def evaluate_radiomics_deep(
             "lr": lr,
             "momentum": momentum,
             "weight_decay": weight_decay,
+            "class_weight": class_weight,
             "lr_decay": "x0.1 at 70% of the epochs",
             "frozen_prefixes": list(freeze),
             "model_selection": "epoch with the best weighted F1 on the inner hold-out",

@@ -18,7 +18,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from medssl_monai.engines import RadiomicsDeepTrainer
-from medssl_monai.evaluation import PAPER_FREEZE, LinearSVMClassifier, add_weighted_f1, stratified_splits
+from medssl_monai.evaluation import (
+    PAPER_FREEZE,
+    FineTuneClassifier,
+    LinearSVMClassifier,
+    add_weighted_f1,
+    stratified_splits,
+)
 from medssl_monai.losses import RadiomicsDeepNCELoss
 from medssl_monai.networks import (
     HybridClassifier,
@@ -291,6 +297,7 @@ def test_evaluate_workflow_with_ckpt(trained, tmp_path):
         finetune_batch_size=8,
         label_fractions=[1.0, 0.5],
         select_k=10,
+        finetune_class_weight="balanced",
     )
     wf.run()
     wf.finalize()
@@ -317,3 +324,9 @@ def test_evaluate_workflow_with_ckpt(trained, tmp_path):
     history = json.loads((tmp_path / "analysis.json").read_text(encoding="utf-8"))["finetune_history"]
     frozen = {h["method"]: h["frozen_parameters"] for h in history}
     assert frozen["Hybrid network (fine-tune)"] > 0 and frozen["Hybrid network (scratch)"] == 0
+    assert doc["header"]["finetune"]["class_weight"] == "balanced"
+
+
+def test_finetune_rejects_an_unknown_class_weight():
+    with pytest.raises(ValueError, match="class_weight"):
+        FineTuneClassifier(torch.zeros(2, 1), torch.zeros(2, 1), np.array([0, 1]), lambda n: None, class_weight="x")

@@ -11,6 +11,7 @@ from .handlers import (
     effective_rank,
 )
 from .imbalance import ImbalanceHandler, subset_batch
+from .radiomics_deep import RadiomicsDeepTrainer
 from .trainer import SSLTrainer
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "EpochAverage",
     "ImbalanceHandler",
     "ProgressBar",
+    "RadiomicsDeepTrainer",
     "ResumableCheckpoint",
     "SSLTrainer",
     "effective_rank",

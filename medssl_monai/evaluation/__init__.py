@@ -16,6 +16,16 @@ from .knn import KNN_MODES, knn_evaluate, knn_predict
 from .metrics import METRIC_NAMES, classification_metrics, minority_class, positive_scores, resolve_positive_class
 from .plots import correlation_coefficients, plot_correlation_density, plot_roc
 from .protocol import Predictor, run_protocol, summarise_folds
+from .radiomics_deep import (
+    PAPER_FREEZE,
+    FineTuneClassifier,
+    RadiomicsPipeline,
+    add_weighted_f1,
+    embed,
+    evaluate_radiomics_deep,
+    plot_label_efficiency,
+    tables_markdown,
+)
 from .report import results_markdown, write_results
 from .splits import Split, stratified_splits
 from .supervised import SupervisedBaseline
@@ -26,22 +36,29 @@ __all__ = [
     "DEFAULT_C_GRID",
     "KNN_MODES",
     "METRIC_NAMES",
+    "PAPER_FREEZE",
     "TABLE1_FEATURE_SETS",
+    "FineTuneClassifier",
     "LinearSVMClassifier",
     "Predictor",
+    "RadiomicsPipeline",
     "SVMResult",
     "Split",
     "SupervisedBaseline",
+    "add_weighted_f1",
     "align_tables",
     "classification_metrics",
     "correlation_coefficients",
     "diagnostic_markdown",
+    "embed",
     "evaluate_feature_tables",
+    "evaluate_radiomics_deep",
     "knn_evaluate",
     "knn_predict",
     "load_embedding_csv",
     "minority_class",
     "plot_correlation_density",
+    "plot_label_efficiency",
     "plot_roc",
     "positive_scores",
     "resolve_positive_class",
@@ -49,5 +66,6 @@ __all__ = [
     "run_protocol",
     "stratified_splits",
     "summarise_folds",
+    "tables_markdown",
     "write_results",
 ]

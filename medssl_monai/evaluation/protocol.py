@@ -88,6 +88,7 @@ def run_protocol(
     ids: Sequence[str] | None = None,
     output_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    groups: Sequence | np.ndarray | None = None,
 ) -> list[dict]:
     """Evaluate each feature set with :class:`~.svm.LinearSVMClassifier` (and each extra predictor) on the splits of
     :func:`~.splits.stratified_splits`, one record per (feature set or predictor) x label fraction.
@@ -109,6 +110,9 @@ def run_protocol(
     paper's Table 1 counts; pooled AUC ranks scores of different fold models together), ``chosen_C`` per fold (None
     for predictors) and ``predictions`` per fold (``fold``, ``test_index``, ``y_true``, ``y_pred``, ``scores`` with
     one column per class) for ROC curves.
+
+    ``groups`` (one patient/group id per sample): grouped folds, a group never split (see
+    :func:`~.splits.stratified_splits`).
 
     With ``output_dir``, writes ``results.json`` (records without predictions, plus a header), ``results.md``
     (Table 1 layout), ``predictions.csv`` and ``roc.png`` (full-label fraction), each atomically.
@@ -134,7 +138,7 @@ def run_protocol(
     if not sets and not predictors:
         raise ValueError("nothing to evaluate: pass at least one feature set or extra predictor.")
 
-    splits = stratified_splits(y, n_splits, label_fractions, inner_holdout, seed)
+    splits = stratified_splits(y, n_splits, label_fractions, inner_holdout, seed, groups=groups)
     svm = LinearSVMClassifier(C_grid, class_weight=class_weight, random_state=seed)
     fractions = list(dict.fromkeys(s.label_fraction for s in splits))
     rows = [(name, "linear SVM") for name in sets] + [(name, "predictor") for name in predictors]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 __all__ = ["Split", "check_labels", "stratified_splits"]
 
@@ -63,12 +63,20 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _unit_classes(y: np.ndarray, unit: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The class of each unit (sample or group): its most frequent class, ties to the smallest class value."""
+    counts = np.zeros((int(unit.max()) + 1, len(classes)), dtype=np.int64)
+    np.add.at(counts, (unit, np.searchsorted(classes, y)), 1)
+    return classes[counts.argmax(1)]
+
+
 def stratified_splits(
     labels: Sequence | np.ndarray,
     n_splits: int = 5,
     label_fractions: Sequence[float] = (1.0, 0.5),
     inner_holdout: float = 0.2,
     seed: int = 0,
+    groups: Sequence | np.ndarray | None = None,
 ) -> list[Split]:
     """The splits of the paper's protocol, one per (label fraction, fold), ordered by fraction then fold.
 
@@ -81,6 +89,12 @@ def stratified_splits(
       any larger fraction's subset).
     * **val**: the first ``round(inner_holdout * m_c)`` (at least one) of the ``m_c`` kept samples of each class, in
       the same shuffled order, are held out as ``val`` to choose hyper-parameters; the rest is ``fit``.
+
+    * **groups** (e.g. a patient id per sample; Zhao & Yang, Sec. 3.1: "patient wise five-fold cross-validation"):
+      the test folds come from ``StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)``, so a group's
+      samples are all in one test fold; label fractions and the val hold-out then keep or hold out whole groups:
+      each group is assigned to its most frequent class (ties: the smallest class value), and the rules above apply
+      to the groups of each class instead of the samples. No group is ever split between fit, val and test.
 
     Deterministic under ``seed``. Raises ``ValueError`` naming the class when a class has fewer than ``n_splits``
     samples, or when a fold's fit or val part would miss a class (too few samples for the label fraction).
@@ -107,12 +121,27 @@ def stratified_splits(
                 "Use fewer folds, merge the class or drop it."
             )
 
-    kfold = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    if groups is None:
+        kfold = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        folds = kfold.split(np.zeros(len(y)), y)
+        unit = np.arange(len(y))  # every sample is its own unit
+    else:
+        g = np.asarray(groups)
+        if g.shape != y.shape:
+            raise ValueError(f"groups must give one group per sample: {g.shape} for labels {y.shape}.")
+        unit = np.unique(g, return_inverse=True)[1].reshape(-1)
+        n_groups = int(unit.max()) + 1
+        if n_groups < n_splits:
+            raise ValueError(f"{n_groups} groups cannot fill {n_splits} test folds: use fewer folds.")
+        kfold = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        folds = kfold.split(np.zeros(len(y)), y, unit)
+    unit_class = _unit_classes(y, unit, classes)
     per_fold: list[tuple[np.ndarray, dict]] = []
-    for fold, (train_idx, test_idx) in enumerate(kfold.split(np.zeros(len(y)), y)):
+    for fold, (train_idx, test_idx) in enumerate(folds):
         rng = np.random.default_rng([int(seed), fold])
-        order = {c: rng.permutation(train_idx[y[train_idx] == c]) for c in classes}
-        per_fold.append((test_idx, order))
+        train_units = np.unique(unit[train_idx])
+        order = {c: rng.permutation(train_units[unit_class[train_units] == c]) for c in classes}
+        per_fold.append((np.sort(test_idx), order))
 
     splits = []
     for f in fractions:
@@ -129,8 +158,8 @@ def stratified_splits(
                         "fit and val parts each need at least one sample of every class). Use a larger label "
                         "fraction or fewer folds."
                     )
-                val.append(kept[:n_val])
-                fit.append(kept[n_val:])
+                val.append(np.flatnonzero(np.isin(unit, kept[:n_val])))
+                fit.append(np.flatnonzero(np.isin(unit, kept[n_val:])))
             splits.append(
                 Split(fold, f, _readonly(np.concatenate(fit)), _readonly(np.concatenate(val)), _readonly(test_idx))
             )

@@ -21,6 +21,10 @@ Choices the paper leaves open, made here:
   smallest C (the most regularised model).
 * **class_weight**: ``None`` by default (the paper does not mention class weights for the SVM; its supervised baseline
   uses a weighted cross-entropy); pass ``"balanced"`` to weigh classes.
+* **Feature selection** (optional, ``select_k``; the "feature preprocessing, feature selecting, and classification"
+  radiomics pipeline that Zhao & Yang, MICCAI 2021, Sec. 3.4, compare against): after scaling, constant features are
+  dropped and the ``select_k`` features with the largest ANOVA F statistic on the fitting rows are kept; fitted on
+  ``fit`` while C is chosen and again on ``train`` for the final model.
 * **Standardisation**: one ``StandardScaler`` per feature block, fitted on ``fit`` while C is chosen and refitted on
   ``train`` (``fit`` and ``val``) for the final model. Scaling is per column, so this equals scaling the concatenated
   blocks; the blocks are kept apart so that each one can be checked and inspected.
@@ -101,6 +105,7 @@ class LinearSVMClassifier:
         class_weight: dict | str | None = None,
         random_state: int = 0,
         max_iter: int = 100_000,
+        select_k: int | None = None,
     ) -> None:
         grid = [float(c) for c in C_grid]
         if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
@@ -109,6 +114,9 @@ class LinearSVMClassifier:
         self.class_weight = class_weight
         self.random_state = random_state
         self.max_iter = max_iter
+        if select_k is not None and int(select_k) < 1:
+            raise ValueError(f"select_k must be a positive number of features or None, got {select_k!r}.")
+        self.select_k = None if select_k is None else int(select_k)
 
     def _svm(self, C: float) -> LinearSVC:
         return LinearSVC(
@@ -127,6 +135,22 @@ class LinearSVMClassifier:
     def _design(scalers: Sequence[StandardScaler], blocks: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
         return np.concatenate([s.transform(x[rows]) for s, x in zip(scalers, blocks)], axis=1)
 
+    def _selector(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Columns kept by the optional feature selection (``select_k``), fitted on ``(x, y)`` only: features that
+        are constant there are dropped, then the ``select_k`` with the largest ANOVA F statistic
+        (``sklearn.feature_selection.f_classif``; ties to the lower column) are kept, in column order."""
+        if self.select_k is None:
+            return None
+        from sklearn.feature_selection import f_classif
+
+        varying = np.flatnonzero(x.std(axis=0) > 0)
+        if len(varying) <= self.select_k:
+            return varying if len(varying) else np.arange(x.shape[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_stat = np.nan_to_num(f_classif(x[:, varying], y)[0], nan=0.0, posinf=np.finfo(float).max)
+        best = np.argsort(-f_stat, kind="stable")[: self.select_k]
+        return np.sort(varying[best])
+
     def fit_predict(self, blocks: Sequence[np.ndarray] | np.ndarray, labels: np.ndarray, split: Split) -> SVMResult:
         """Choose C on ``split.val`` (scalers and SVMs fitted on ``split.fit``), refit scalers and SVM on
         ``split.train`` with that C, predict ``split.test``."""
@@ -142,6 +166,9 @@ class LinearSVMClassifier:
 
         scalers = self._scale(blocks, split.fit)
         x_fit, x_val = self._design(scalers, blocks, split.fit), self._design(scalers, blocks, split.val)
+        keep = self._selector(x_fit, y[split.fit])
+        if keep is not None:
+            x_fit, x_val = x_fit[:, keep], x_val[:, keep]
         val_scores: dict[float, float] = {}
         for C in self.C_grid:
             model = self._svm(C).fit(x_fit, y[split.fit])
@@ -150,8 +177,12 @@ class LinearSVMClassifier:
         chosen = min(C for C, s in val_scores.items() if s >= best - 1e-12)
 
         scalers = self._scale(blocks, split.train)
-        model = self._svm(chosen).fit(self._design(scalers, blocks, split.train), y[split.train])
+        x_train = self._design(scalers, blocks, split.train)
+        keep = self._selector(x_train, y[split.train])
         x_test = self._design(scalers, blocks, split.test)
+        if keep is not None:
+            x_train, x_test = x_train[:, keep], x_test[:, keep]
+        model = self._svm(chosen).fit(x_train, y[split.train])
         return SVMResult(chosen, val_scores, classes, scalers, model, model.predict(x_test), _scores(model, x_test))
 
 

@@ -19,6 +19,7 @@ from .extract import RadiomicsResult, extract_case, extract_features, extract_to
 from .images import prepare_case, read_source, source_digest
 from .params import load_params, params_digest, params_json
 from .table import read_feature_csv, write_feature_csv
+from .views import attach_radiomics, radiomics_params
 
 __all__ = [
     "BASELINE_CASES",
@@ -27,6 +28,7 @@ __all__ = [
     "FeatureAgreement",
     "FeatureCache",
     "RadiomicsResult",
+    "attach_radiomics",
     "case_key",
     "compare_with_baseline",
     "extract_case",
@@ -36,6 +38,7 @@ __all__ = [
     "params_digest",
     "params_json",
     "prepare_case",
+    "radiomics_params",
     "read_baseline",
     "read_feature_csv",
     "read_source",

@@ -4,11 +4,13 @@ resize, the 2.5D tumour-slice input, 2D loading and SSL augmentation, relative-s
 from .augment2d import RandResizedCropd, ssl_augment_2d
 from .crop import LesionBoxResized, LesionCropd, average_lesion_size, lesion_bounding_box
 from .io import LoadImage2Dd, LoadVolumed
+from .mask import ForegroundMaskd
 from .slices25d import Slices25Dd, select_tumour_slices, slices_25d
 from .spatial import RandAffineFractiond
 from .views import MultiViewd
 
 __all__ = [
+    "ForegroundMaskd",
     "LesionBoxResized",
     "LesionCropd",
     "LoadImage2Dd",

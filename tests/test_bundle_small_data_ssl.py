@@ -143,6 +143,16 @@ def test_evaluate_writes_tables_tsne_and_supervised(trained, tmp_path):
     assert feats["train_features"].shape == (28, 512) and feats["test_labels"].shape == (8,)
 
 
+def test_training_checkpoint_loads_as_backbone_and_wrong_backbone_is_refused(trained):
+    from medssl_monai.evaluation import load_backbone
+
+    reference = torch.load(trained / "models" / "model.pt", weights_only=True)
+    net = load_backbone(resnet_backbone("resnet18"), trained / "checkpoints" / "checkpoint_epoch=1.pt")
+    assert all(torch.equal(v, reference[k]) for k, v in net.state_dict().items())
+    with pytest.raises(ValueError, match="does not fit the evaluation backbone"):
+        load_backbone(resnet_backbone("resnet10"), trained / "models" / "model.pt")
+
+
 def test_unknown_method_is_a_clear_error(tmp_path):
     with pytest.raises(Exception) as err:
         _workflow("train", **FAST, method="byol", epochs=1, output_dir=str(tmp_path)).run()

@@ -51,11 +51,15 @@ def read_run_config(ckpt: str | os.PathLike) -> dict:
 
 
 def load_backbone(network: nn.Module, ckpt: str | os.PathLike) -> nn.Module:
-    """Load the state dict ``ckpt`` (``torch.load(weights_only=True)``) into ``network``; a clear ``ValueError`` when
-    the architecture differs (wrong ``--backbone``, ``--channels`` ...)."""
+    """Load the encoder ``ckpt`` (``torch.load(weights_only=True)``) into ``network``: a backbone state dict
+    (``models/model.pt``) or a training checkpoint (``checkpoints/checkpoint_epoch=N.pt``, whose SSL network's
+    ``backbone.*`` weights are taken), so any saved epoch can be evaluated. A clear ``ValueError`` when the
+    architecture differs (wrong ``--backbone``, ``--channels`` ...)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
-        state = state["model"]
+        state = state["model"]  # a training checkpoint (checkpoint_epoch=N.pt): the SSL network's weights
+    if any(k.startswith("backbone.") for k in state):  # SSLNetwork weights: keep the backbone, drop the heads
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     try:
         network.load_state_dict(state)
     except RuntimeError as err:

@@ -7,7 +7,7 @@ A record is one (run, evaluation) pair::
      "evaluation": "knn_euclidean", "evaluation_label": "...", "split": "test",
      "metrics": {"accuracy": 0.83, "f1_weighted": 0.82}}
 
-Tables have one row per method and one column per dataset, cells ``accuracy / weighted F1`` (the paper's format);
+Tables have one row per run (method, batch size, epochs) and one column per dataset, cells ``accuracy / weighted F1`` (the paper's format);
 one table per evaluation. Records of several runs (several ``results.json``) combine into one report.
 """
 
@@ -74,9 +74,10 @@ def _method_key(name: str) -> tuple[int, str]:
     return (_METHOD_ORDER.index(name) if name in _METHOD_ORDER else len(_METHOD_ORDER), name)
 
 
-def _run_label(record: dict) -> str:
-    name = _METHOD_NAMES.get(record["method"], record["method"])
-    return f"{name} (batch {record['batch_size']})" if record.get("batch_size") is not None else name
+def _run_label(method: str, batch_size: int | None, epochs: int | None) -> str:
+    parts = ([f"batch {batch_size}"] if batch_size is not None else []) + ([f"{epochs} epoch{'s' if epochs != 1 else ''}"] if epochs else [])
+    name = _METHOD_NAMES.get(method, method)
+    return f"{name} ({', '.join(parts)})" if parts else name
 
 
 def small_data_markdown(records: Sequence[dict], title: str = "Results", notes: Sequence[str] = ()) -> str:
@@ -95,10 +96,17 @@ def small_data_markdown(records: Sequence[dict], title: str = "Results", notes: 
         out.write(f"\n## {caption}\n\n")
         out.write("| Method \\ Dataset | " + " | ".join(datasets) + " |\n")
         out.write("|---|" + "---|" * len(datasets) + "\n")
-        runs = sorted({(r["method"], r.get("batch_size")) for r in rows}, key=lambda t: (_method_key(t[0]), t[1] or 0))
-        for method, batch in runs:
-            by_set = {r["dataset"]: r for r in rows if r["method"] == method and r.get("batch_size") == batch}
-            label = _run_label({"method": method, "batch_size": batch})
+        runs = sorted(
+            {(r["method"], r.get("batch_size"), r.get("epochs")) for r in rows},
+            key=lambda t: (_method_key(t[0]), t[1] or 0, t[2] or 0),
+        )
+        for method, batch, epochs in runs:
+            by_set = {
+                r["dataset"]: r
+                for r in rows
+                if (r["method"], r.get("batch_size"), r.get("epochs")) == (method, batch, epochs)
+            }
+            label = _run_label(method, batch, epochs)
             out.write(f"| {label} | " + " | ".join(_cell(by_set.get(d)) for d in datasets) + " |\n")
     return out.getvalue()
 

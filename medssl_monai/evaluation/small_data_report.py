@@ -75,7 +75,9 @@ def _method_key(name: str) -> tuple[int, str]:
 
 
 def _run_label(method: str, batch_size: int | None, epochs: int | None) -> str:
-    parts = ([f"batch {batch_size}"] if batch_size is not None else []) + ([f"{epochs} epoch{'s' if epochs != 1 else ''}"] if epochs else [])
+    parts = ([f"batch {batch_size}"] if batch_size is not None else []) + (
+        [f"{epochs} epoch{'s' if epochs != 1 else ''}"] if epochs else []
+    )
     name = _METHOD_NAMES.get(method, method)
     return f"{name} ({', '.join(parts)})" if parts else name
 

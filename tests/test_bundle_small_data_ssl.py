@@ -137,7 +137,7 @@ def test_evaluate_writes_tables_tsne_and_supervised(trained, tmp_path):
     assert doc["records"][0]["method"] == "simsiam" and doc["records"][0]["k"] == 28  # k=200 clipped to 28
     assert doc["header"]["metric_names"]["f1_weighted"].startswith("weighted F1")
     md = (out / "results.md").read_text(encoding="utf-8")
-    assert "| SimSiam (batch 8, 1 epoch) |" in md and "| Supervised (scratch, 1 epoch) |" in md
+    assert "| SimSiam (batch 8, 1 epoch) |" in md and "| Supervised from scratch (1 epoch) |" in md
     assert (out / "tsne.png").read_bytes().startswith(PNG)
     feats = np.load(out / "features.npz")
     assert feats["train_features"].shape == (28, 512) and feats["test_labels"].shape == (8,)
@@ -262,3 +262,5 @@ def test_markdown_has_the_papers_table_layout():
         "| SimCLR (batch 16) | 0.800 / 0.790 | - |",
         "| VICReg (batch 16) | 0.838 / 0.828 | - |",
     ]
+    summary = lines[lines.index("## Summary: breastmnist") + 1 :]
+    assert summary[1] == "| Run | KNN Euclidean |" and summary[3] == "| SimCLR (batch 16) | 0.800 / 0.790 |"

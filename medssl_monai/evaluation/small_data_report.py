@@ -59,7 +59,7 @@ _METHOD_NAMES = {
     "simclr": "SimCLR",
     "simsiam": "SimSiam",
     "vicreg": "VICReg",
-    "supervised": "Supervised (scratch)",
+    "supervised": "Supervised from scratch",
 }
 
 
@@ -110,7 +110,29 @@ def small_data_markdown(records: Sequence[dict], title: str = "Results", notes: 
             }
             label = _run_label(method, batch, epochs)
             out.write(f"| {label} | " + " | ".join(_cell(by_set.get(d)) for d in datasets) + " |\n")
+    for dataset in datasets:
+        out.write(_summary_table(records, dataset))
     return out.getvalue()
+
+
+_SHORT = {"knn_euclidean": "KNN Euclidean", "knn_cosine": "KNN cosine", "mlp": "MLP ('linear' in the paper)",
+          "linear": "linear probe", "supervised": "supervised"}  # fmt: skip
+
+
+def _summary_table(records: Sequence[dict], dataset: str) -> str:
+    """One table for ``dataset``: rows = runs, columns = evaluations (cells accuracy / weighted F1)."""
+    rows = [r for r in records if r["dataset"] == dataset]
+    keys = [k for k in EVALUATIONS if any(r["evaluation"] == k for r in rows)]
+    runs = sorted(
+        {(r["method"], r.get("batch_size"), r.get("epochs")) for r in rows},
+        key=lambda t: (_method_key(t[0]), t[1] or 0, t[2] or 0),
+    )
+    lines = [f"\n## Summary: {dataset}\n", "| Run | " + " | ".join(_SHORT[k] for k in keys) + " |"]
+    lines.append("|---|" + "---|" * len(keys))
+    for run in runs:
+        by_eval = {r["evaluation"]: r for r in rows if (r["method"], r.get("batch_size"), r.get("epochs")) == run}
+        lines.append(f"| {_run_label(*run)} | " + " | ".join(_cell(by_eval.get(k)) for k in keys) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def write_small_data_results(

@@ -23,6 +23,7 @@ from medssl_monai.evaluation import (
     probe_evaluate,
     small_data_markdown,
     train_probe,
+    write_combined_report,
     write_small_data_results,
 )
 from medssl_monai.networks import resnet_backbone
@@ -244,6 +245,17 @@ def test_batch_size_ablation_plot_from_run_records(tmp_path):
         "vicreg": {16: pytest.approx(0.726), 32: pytest.approx(0.742), 64: pytest.approx(0.774)},
     }
     assert (tmp_path / "fig3.png").read_bytes().startswith(PNG)
+    paths = write_combined_report(
+        str(tmp_path / "run*" / "results.json"),
+        tmp_path / "report",
+        ablation=True,
+        ablation_evaluations=["knn_euclidean", "mlp"],
+    )
+    assert paths["ablation_table"]["mlp"] == {"simclr": {16: 0.5}}
+    combined = json.loads((tmp_path / "report" / "batch_size_ablation.json").read_text(encoding="utf-8"))
+    assert combined["knn_euclidean"]["vicreg"]["64"] == pytest.approx(0.774)
+    assert (tmp_path / "report" / "batch_size_ablation_mlp.png").read_bytes().startswith(PNG)
+    assert "| SimCLR (batch 16) |" in (tmp_path / "report" / "results.md").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="two records"):
         batch_size_ablation([*records, _record("simclr", 16, 0.1)])
     with pytest.raises(FileNotFoundError):

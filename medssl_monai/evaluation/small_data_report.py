@@ -233,12 +233,19 @@ def write_combined_report(
     output_dir: str | os.PathLike,
     ablation: bool = False,
     title: str = "Results",
+    ablation_evaluations: Sequence[str] = ("knn_euclidean",),
 ) -> dict[str, Any]:
     """Combine several runs' ``results.json`` into ``<output_dir>/results.md`` + ``results.json``, and with
-    ``ablation`` the batch-size plot ``<output_dir>/batch_size_ablation.png`` (KNN Euclidean accuracy)."""
+    ``ablation`` the batch-size plots ``<output_dir>/batch_size_ablation_<evaluation>.png`` (accuracy; the paper's
+    Fig. 3 is ``knn_euclidean``) and their values in ``batch_size_ablation.json``."""
     records = load_records(results)
     paths: dict[str, Any] = write_small_data_results(records, {"sources": jsonable(results)}, output_dir, title)
     if ablation:
-        paths["ablation"] = Path(output_dir) / "batch_size_ablation.png"
-        paths["ablation_table"] = plot_batch_size_ablation(records, paths["ablation"])
+        tables = {}
+        for evaluation in ablation_evaluations:
+            path = Path(output_dir) / f"batch_size_ablation_{evaluation}.png"
+            tables[evaluation] = plot_batch_size_ablation(records, path, evaluation=evaluation)
+            paths[f"ablation_{evaluation}"] = path
+        paths["ablation_table"] = tables
+        atomic_write_text(Path(output_dir) / "batch_size_ablation.json", json.dumps(jsonable(tables), indent=2) + "\n")
     return paths

@@ -6,12 +6,13 @@ what ``dataset_dir`` points at, so one bundle config serves every input.
 """
 
 from .ct_volumes import CTVolume, SliceStack, VolumeReadError, discover_volumes, read_volume
-from .datalist import build_datalist, dataset_datalists, folder_datalist, json_datalist
+from .datalist import build_datalist, datalists_2d, dataset_datalists, folder_datalist, json_datalist
 from .dataset import ReportingDataset, collate_reporting, root_cause
 from .images2d import IMAGE_EXTENSIONS, class_folder_datalist, read_image_2d, to_channels
 from .medmnist import medmnist_datalist
 from .phantoms import make_phantom, synthetic_datalist
 from .splitting import stratified_split
+from .synthetic2d import make_image_2d, synthetic_2d_datalist
 from .synthetic_ct import make_synthetic_ct, write_synthetic_ct_folder
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "build_datalist",
     "class_folder_datalist",
     "collate_reporting",
+    "datalists_2d",
     "dataset_datalists",
     "discover_volumes",
     "folder_datalist",
     "json_datalist",
+    "make_image_2d",
     "make_phantom",
     "make_synthetic_ct",
     "medmnist_datalist",
@@ -34,6 +37,7 @@ __all__ = [
     "read_volume",
     "root_cause",
     "stratified_split",
+    "synthetic_2d_datalist",
     "synthetic_datalist",
     "to_channels",
     "write_synthetic_ct_folder",

@@ -12,7 +12,7 @@ from .medmnist import SPLITS, medmnist_datalist
 from .phantoms import synthetic_datalist
 from .splitting import stratified_split
 
-__all__ = ["build_datalist", "dataset_datalists", "folder_datalist", "json_datalist"]
+__all__ = ["build_datalist", "datalists_2d", "dataset_datalists", "folder_datalist", "json_datalist"]
 
 _FILE_KEYS = ("image", "mask")
 
@@ -215,3 +215,28 @@ def dataset_datalists(
         share = fractions[1] / (fractions[0] + fractions[1])
         given["train"], given["val"] = _split_by(given["train"], (1.0 - share, share), seed)
     return given
+
+
+def datalists_2d(
+    dataset_dir: str | Path | None = None,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    channels: int = 1,
+    synthetic: dict | None = None,
+    class_level: int = 0,
+    pattern: str = "**/*",
+) -> dict[str, list[dict]]:
+    """``{"train", "val", "test"}`` datalists of a labelled 2D set, or of synthetic images when ``dataset_dir`` is None.
+
+    With a ``dataset_dir``: :func:`dataset_datalists` (the set's own split when it has one, else stratified
+    ``fractions`` under ``seed``). Without: :func:`~medssl_monai.data.synthetic_2d_datalist` (``synthetic`` kwargs,
+    ``seed`` by default) split stratified by ``fractions`` under ``seed``.
+    """
+    if dataset_dir is not None:
+        return dataset_datalists(
+            dataset_dir, fractions=fractions, seed=seed, channels=channels, class_level=class_level, pattern=pattern
+        )
+    from .synthetic2d import synthetic_2d_datalist
+
+    items = synthetic_2d_datalist(**{"seed": seed, **(synthetic or {})})
+    return dict(zip(SPLITS, _split_by(items, fractions, seed)))

@@ -281,7 +281,7 @@ def _bad_cases(tmp_path) -> tuple[list[dict], dict[str, str]]:
         ({"id": "missing_file", "image": str(tmp_path / "nowhere.nii.gz"), "mask": mask}, "does not exist"),
         ({"id": "corrupt_file", "image": str(corrupt), "mask": mask}, "cannot read image"),
         ({"id": "truncated_file", "image": str(truncated), "mask": mask}, "truncated or corrupt gzip"),
-        ({"id": "two_d", "image": image[0]}, "expected a 3D volume"),
+        ({"id": "two_d_image_3d_mask", "image": image[0], "mask": mask}, "expected a 2D label map"),
         ({"id": "four_d", "image": image[None]}, "expected a 3D volume"),
         ({"id": "multiclass", "image": image, "mask": multi}, "binarize_mask=True"),
         ({"id": "blank_image", "image": np.zeros((8, 8, 8), np.int16)}, "no non-zero voxel"),

@@ -174,7 +174,7 @@ def extract_features(
         type, class by class), in order of first appearance over the cases in datalist order, so the same datalist
         and parameters give the same columns; a feature missing for a case (none with one parameter set) is NaN.
 
-    A case that fails (missing or unreadable file, not a 3D volume, NaN/inf voxels, image/mask geometry mismatch,
+    A case that fails (missing or unreadable file, not a 2D or 3D image, NaN/inf voxels, image/mask geometry mismatch,
     empty ROI, an error inside PyRadiomics) is reported in ``failures`` with its id and error and logged; the other
     cases go on.
     """

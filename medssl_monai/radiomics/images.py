@@ -1,8 +1,12 @@
 """Image and mask inputs of the radiomics extraction: read them as SimpleITK images, check them, fingerprint them.
 
 A source is a file path (NIfTI, NRRD, MHA ... anything ``SimpleITK.ReadImage`` reads), a folder holding one DICOM
-series (``SimpleITK.ImageSeriesReader``), or a numpy array. Arrays are indexed ``(D, H, W)`` = ``(z, y, x)``
-(``SimpleITK.GetImageFromArray``) and get spacing 1 mm, origin 0 and identity direction.
+series (``SimpleITK.ImageSeriesReader``), or a numpy array. Arrays are indexed ``(D, H, W)`` = ``(z, y, x)``, or
+``(H, W)`` = ``(y, x)`` for 2D images (``SimpleITK.GetImageFromArray``), and get spacing 1 mm, origin 0 and identity
+direction.
+
+2D images (PNG, 2D NIfTI/NRRD, 2D arrays) stay 2D: PyRadiomics extracts from them natively, with the ``shape2D`` class
+in place of ``shape`` (Zhao & Yang's TN-SCUI2020 ultrasound set, MICCAI 2021 Sec. 3.1).
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ def _from_array(array: np.ndarray, role: str) -> sitk.Image:
         array = array.astype(np.float32)
     elif not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{role} array has dtype {array.dtype}: expected integers or floats.")
-    if array.ndim != 3:
-        raise ValueError(f"{role} array has shape {array.shape}: expected a 3D volume (D, H, W).")
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{role} array has shape {array.shape}: expected a 3D volume (D, H, W) or a 2D image (H, W).")
     return sitk.GetImageFromArray(np.ascontiguousarray(array))  # spacing 1 mm, origin 0, identity direction
 
 
@@ -107,17 +111,18 @@ def prepare_case(
     The ROI is the voxels of ``mask`` equal to ``settings["label"]`` (default 1). Without a mask, the ROI is the
     image's non-zero voxels (MedMNIST volumes have no masks). With ``binarize_mask``, every non-zero mask voxel is ROI
     (multi-class segmentations such as BraTS, labels 1-4). Raises ``ValueError`` with the problem for: an image that is
-    not a 3D scalar volume, non-finite (NaN/inf) image voxels, a mask whose size differs from the image's (unless the
-    ``correctMask`` setting asks PyRadiomics to resample it), and an empty ROI. Other geometry differences (spacing,
+    not a 2D or 3D scalar image, non-finite (NaN/inf) image voxels, a mask whose size differs from the image's (unless the
+    ``correctMask`` setting asks PyRadiomics to resample it), and an empty ROI. A 2D image (with a 2D mask) is kept 2D;
+    enable ``shape2D`` rather than ``shape`` for it (the bundle's ``radiomics_2d.yaml``). Other geometry differences (spacing,
     origin, direction) are PyRadiomics' check (``geometryTolerance``, ``correctMask``).
     """
     settings = settings or {}
     label = int(settings.get("label", 1))
     image = read_source(image_source, "image")
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+    if image.GetDimension() not in (2, 3) or image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(
             f"image has size {image.GetSize()} with {image.GetNumberOfComponentsPerPixel()} component(s) per voxel: "
-            "expected a 3D scalar volume."
+            "expected a 3D scalar volume or a 2D scalar image."
         )
     if image.GetPixelID() in _WIDEN:
         image = sitk.Cast(image, sitk.sitkInt32)
@@ -136,8 +141,11 @@ def prepare_case(
     mask = read_source(mask_source, "mask")
     if mask.GetNumberOfComponentsPerPixel() > 1:  # a segmentation object: pick the channel as PyRadiomics does
         mask = sitk.VectorIndexSelectionCast(mask, int(settings.get("label_channel", 0)))
-    if mask.GetDimension() != 3:
-        raise ValueError(f"mask has size {mask.GetSize()}: expected a 3D label map.")
+    if mask.GetDimension() != image.GetDimension():
+        raise ValueError(
+            f"mask has size {mask.GetSize()} ({mask.GetDimension()}D) but the image has {image.GetSize()} "
+            f"({image.GetDimension()}D): expected a {image.GetDimension()}D label map."
+        )
     if mask.GetSize() != image.GetSize() and not settings.get("correctMask", False):
         raise ValueError(
             f"image and mask sizes differ: image {image.GetSize()}, mask {mask.GetSize()} "

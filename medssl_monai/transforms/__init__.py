@@ -2,7 +2,7 @@
 resize, the 2.5D tumour-slice input, 2D loading and SSL augmentation, relative-shift affine, SSL views."""
 
 from .augment2d import RandResizedCropd, ssl_augment_2d
-from .crop import LesionBoxResized, LesionCropd, average_lesion_size, lesion_bounding_box
+from .crop import LesionBoxResized, LesionCropd, average_lesion_size, datalist_lesion_size, lesion_bounding_box
 from .io import LoadImage2Dd, LoadVolumed
 from .mask import ForegroundMaskd
 from .slices25d import Slices25Dd, select_tumour_slices, slices_25d
@@ -20,6 +20,7 @@ __all__ = [
     "RandResizedCropd",
     "Slices25Dd",
     "average_lesion_size",
+    "datalist_lesion_size",
     "lesion_bounding_box",
     "select_tumour_slices",
     "slices_25d",

@@ -12,7 +12,9 @@ from monai.config import KeysCollection
 from monai.transforms import BorderPad, MapTransform, Resize, SpatialCrop
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["LesionBoxResized", "LesionCropd", "average_lesion_size", "lesion_bounding_box"]
+from .io import LoadVolumed
+
+__all__ = ["LesionBoxResized", "LesionCropd", "average_lesion_size", "datalist_lesion_size", "lesion_bounding_box"]
 
 
 def _case(case: object) -> str:
@@ -37,6 +39,24 @@ def average_lesion_size(masks: Iterable[np.ndarray | torch.Tensor]) -> tuple[int
     if not extents:
         raise ValueError("average_lesion_size needs at least one mask.")
     return tuple(int(np.floor(e + 0.5)) for e in np.mean(extents, axis=0))
+
+
+def datalist_lesion_size(datalist: Sequence[Mapping], spatial_dims: int = 2, mask_key: str = "mask") -> tuple[int, ...]:
+    """:func:`average_lesion_size` of a datalist's masks (paths or arrays, read by
+    :class:`~medssl_monai.transforms.LoadVolumed` with ``spatial_dims``): the size Zhao & Yang resize every tumour
+    area to (Sec. 2.3). Raises ``ValueError`` naming the case for a case without a mask or with an empty mask."""
+    if not datalist:
+        raise ValueError("datalist_lesion_size needs a non-empty datalist.")
+    load = LoadVolumed(keys=mask_key, mask_key=mask_key, spatial_dims=spatial_dims, allow_missing_keys=False)
+    masks = []
+    for item in datalist:
+        if mask_key not in item:
+            raise ValueError(f"case '{item.get('id', '?')}' has no {mask_key!r}: the lesion size needs masks.")
+        mask = load(item)[mask_key][0]
+        if not bool(mask.any()):
+            raise ValueError(f"case '{item.get('id', '?')}': {mask_key} is empty (no lesion).")
+        masks.append(mask.numpy())
+    return average_lesion_size(masks)
 
 
 class LesionCropd(MapTransform):

@@ -7,11 +7,25 @@ import os
 from pathlib import Path
 
 import pytest
+from monai.bundle import ConfigWorkflow
 
 from medssl_monai.utils import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE_3DSIAM = REPO / "bundles" / "3dsiam"
+
+
+def bundle_workflow(configs: Path, name: str, **override) -> ConfigWorkflow:
+    """The initialised workflow of ``configs/<name>.json`` (type ``train`` for ``train``, else ``infer``), no logging
+    file, with ``override`` applied."""
+    wf = ConfigWorkflow(
+        config_file=str(configs / f"{name}.json"),
+        workflow_type="train" if name == "train" else "infer",
+        logging_file=False,
+        **override,
+    )
+    wf.initialize()
+    return wf
 
 
 @pytest.fixture(scope="session")

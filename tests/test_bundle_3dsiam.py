@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLE_3DSIAM
+from conftest import BUNDLE_3DSIAM, bundle_workflow
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, load, verify_net_in_out
 
@@ -28,15 +28,7 @@ FAST = {
 
 
 def _workflow(name: str, output_dir, **override) -> ConfigWorkflow:
-    workflow_type = "train" if name == "train" else "infer"
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / f"{name}.json"),
-        workflow_type=workflow_type,
-        logging_file=False,
-        **{**FAST, "output_dir": str(output_dir), **override},
-    )
-    wf.initialize()
-    return wf
+    return bundle_workflow(CONFIGS, name, **{**FAST, "output_dir": str(output_dir), **override})
 
 
 def _iterations_run(trainer) -> list[int]:

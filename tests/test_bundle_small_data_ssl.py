@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, bundle_workflow
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from torch import nn
@@ -41,14 +41,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _workflow(name: str, **override) -> ConfigWorkflow:
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / f"{name}.json"),
-        workflow_type="train" if name == "train" else "infer",
-        logging_file=False,
-        **override,
-    )
-    wf.initialize()
-    return wf
+    return bundle_workflow(CONFIGS, name, **override)
 
 
 def _chain(err: BaseException | None) -> list[str]:

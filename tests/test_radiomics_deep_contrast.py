@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, bundle_workflow
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.data import DataLoader
@@ -235,14 +235,7 @@ FAST = {
 
 
 def _workflow(name: str, **override) -> ConfigWorkflow:
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / f"{name}.json"),
-        workflow_type="train" if name == "train" else "infer",
-        logging_file=False,
-        **{**FAST, **override},
-    )
-    wf.initialize()
-    return wf
+    return bundle_workflow(CONFIGS, name, **{**FAST, **override})
 
 
 def test_metadata_has_mandatory_keys():

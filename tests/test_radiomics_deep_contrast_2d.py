@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, bundle_workflow
 from monai.bundle import ConfigWorkflow
 
 from medssl_monai.radiomics import extract_case, load_params
@@ -71,14 +71,7 @@ def test_2d_radiomics_has_shape2d_features(tmp_path):
 
 
 def _workflow(name: str, **override) -> ConfigWorkflow:
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / f"{name}.json"),
-        workflow_type="train" if name == "train" else "infer",
-        logging_file=False,
-        **override,
-    )
-    wf.initialize()
-    return wf
+    return bundle_workflow(CONFIGS, name, **override)
 
 
 def test_2d_train_then_evaluate(tmp_path):

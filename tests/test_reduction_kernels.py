@@ -94,3 +94,23 @@ def test_ssim_nmi_kernels_equal_fallback_and_skimage(monkeypatch):
         keep = reduce_volume(x, method, target_fraction=0.5)
         assert keep.tolist() == _fallback(monkeypatch, reduce_volume, x, method, target_fraction=0.5).tolist()
     assert reduce_pairs(ps, threshold=1.0).tolist() == [True] * 6 + [False]  # the duplicate goes, exactly
+
+
+def test_serial_and_parallel_kernels_are_distinct_functions():
+    """numba's on-disk cache is keyed by a function's bytecode and signature, not by ``parallel=True``: a serial and
+    a parallel dispatcher of one Python function load each other's machine code (the first compiled wins, and
+    ``threads=`` silently does nothing or runs the 1-thread path on every core). Every cached dispatcher in
+    ``_jit`` must therefore wrap its own function."""
+    from numba.core.registry import CPUDispatcher
+
+    from medssl_monai.reduction import _jit
+
+    dispatchers = [v for v in vars(_jit).values() if isinstance(v, CPUDispatcher)]
+    assert {"dhash_small", "dhash_small_parallel", "nmi_matrix_parallel", "ssim_matrix_parallel"} <= {
+        d.py_func.__name__ for d in dispatchers
+    }
+    codes = [d.py_func.__code__ for d in dispatchers]
+    assert len(set(map(id, codes))) == len(codes)
+    for serial, parallel in [("dhash_small", "dhash_small_parallel"), ("nmi_matrix", "nmi_matrix_parallel")]:
+        assert not getattr(_jit, serial).targetoptions.get("parallel")
+        assert getattr(_jit, parallel).targetoptions.get("parallel")

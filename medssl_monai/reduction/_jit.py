@@ -3,8 +3,9 @@
 Everything here is an accelerator: each public function of :mod:`~medssl_monai.reduction` keeps a pure numpy/torch
 path that gives the same bits, and uses these kernels only when numba imports (``HAVE_NUMBA``) and the environment
 variable ``MEDSSL_NO_NUMBA`` is unset. Kernels compile on first use (about 1-3 s per input dtype; ``cache=True``
-keeps the machine code next to this file for later processes) and run single-threaded: volumes are the parallel
-unit (:mod:`~medssl_monai.reduction.run`).
+keeps the machine code next to this file for later processes) and run single-threaded by default: volumes are
+the parallel unit (:mod:`~medssl_monai.reduction.run`); ``threads=k`` calls the ``*_parallel`` variant, a separate
+function because numba's cache key ignores ``parallel=True``.
 
 Exactness arguments (the tests compare every kernel with its numpy path and with imagehash / scikit-image):
 
@@ -18,8 +19,9 @@ Exactness arguments (the tests compare every kernel with its numpy path and with
   where ``[acc - B, acc + B] + 1/2`` contains no integer the float32 ``acc`` gives it; otherwise (about 1 % of the
   values of a 512-wide row) that one value is recomputed exactly in float64 (integers below 2**53). The second pass
   and the bits are exact float64 integer sums.
-* NMI: integer joint histograms (exact), entropies summed over the bins in index order; a marginal entropy is the
-  joint entropy of the slice with itself, so identical slices give exactly 2.
+* NMI: integer joint histograms (exact), ``c log c`` summed per row of the table in four interleaved partial sums,
+  then over rows (a fixed order, not the compiler's); a marginal entropy is the joint entropy of the slice with
+  itself, so identical slices give exactly 2.
 * SSIM: float64 throughout like the numpy path (agreement with scikit-image ~1e-15, the float64 rounding of a
   different operation order); the per-pixel formula is written so that identical slices give exactly 1.
 """
@@ -147,7 +149,7 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
     def _first_pass(rowf, nrows, hs, hl, hw32, tmp, r):
         """Float32 sums of Pillow's horizontal pass for ``nrows`` (1 or 4) 8-bit rows ``rowf[q]`` (float32 values,
-        zero-padded) into ``tmp[:, r + q]``; rounded afterwards by :func:`_round_first_pass`."""
+        zero-padded) into ``tmp[:, r + q]``; rounded afterwards by :func:`_round_rows`."""
         for o in range(hs.shape[0]):
             st = hs[o]
             n = hl[o]
@@ -164,25 +166,21 @@ if HAVE_NUMBA:
                 tmp[o, r] = _dot32(rowf[0, st : st + n], w)
 
     @njit(cache=True, nogil=True)
-    def _round_first_pass(tmp, h, hbound, undecided):
-        """Pillow's ``clip8((2**21 + sum) >> 22)`` = ``clip(floor(S + 1/2))`` from the float32 sums in ``tmp``
-        (in place). ``y = acc + 1/2`` and its fractional part are exact in float64; the rounding is decided when
-        no integer lies within the error bound ``b`` of ``y`` (``b < frac < 1 - b``). Returns how many were not;
-        their ``(o, r)`` go to ``undecided`` and ``tmp`` keeps their float32 sum."""
-        k = 0
+    def _round_rows(tmp, rowf, r, nrows, hs, hl, hk64, hbound):
+        """Pillow's ``clip8((2**21 + sum) >> 22)`` = ``clip(floor(S + 1/2))`` for the float32 sums of rows
+        ``r .. r + nrows - 1`` in ``tmp`` (in place). ``y = acc + 1/2`` and its fractional part are exact in float64;
+        the rounding is decided when no integer lies within the error bound ``b`` of ``y`` (``b < frac < 1 - b``);
+        otherwise (about 1 %) the sum is recomputed exactly in float64 from the 8-bit row still in ``rowf``."""
         for o in range(tmp.shape[0]):
             b = hbound[o]
-            for r in range(h):
-                y = tmp[o, r] + 0.5
+            for q in range(nrows):
+                y = tmp[o, r + q] + 0.5
                 f = np.floor(y)
                 frac = y - f
-                if frac > b and frac < 1.0 - b:
-                    tmp[o, r] = min(max(f, 0.0), 255.0)
-                else:
-                    undecided[k, 0] = o
-                    undecided[k, 1] = r
-                    k += 1
-        return k
+                if not (frac > b and frac < 1.0 - b):
+                    st = hs[o]
+                    f = np.floor((_dot64(rowf[q, st : st + hl[o]], hk64[o, : hl[o]]) + _HALF) * _INV_ONE)
+                tmp[o, r + q] = min(max(f, 0.0), 255.0)
 
     @njit(cache=True, nogil=True)
     def _second_pass(tmp, vs, vk64, small):
@@ -193,15 +191,16 @@ if HAVE_NUMBA:
                 acc = _dot64(tmp[c, vs[o] : vs[o] + n], vk64[o])
                 small[o, c] = min(max(np.floor((acc + _HALF) * _INV_ONE), 0.0), 255.0)
 
-    def _dhash_small(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
-        """(N, H, W) slices -> (N, out_h, out_w) float64 Pillow LANCZOS values, horizontal pass first; with
-        ``convert`` the rows go through ``to_uint8``'s arithmetic first (per-slice min-max or the window)."""
-        n, h, w = x.shape
+    @njit(cache=True, nogil=True)
+    def _dhash_range(x, a, b, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+        """Slices ``a .. b - 1`` of (N, H, W) ``x`` -> ``out[i]`` (out_h, out_w) float64 Pillow LANCZOS values,
+        horizontal pass first; with ``convert`` the rows go through ``to_uint8``'s arithmetic first (per-slice
+        min-max or the window). Rows are converted and filtered four at a time, and their sums rounded at once."""
+        _, h, w = x.shape
         pad = hw32.shape[1]
-        for i in numba.prange(n):
-            rowf = np.zeros((4, w + pad), np.float32)  # zero tail: padded taps read zeros
-            tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
-            undecided = np.empty((hs.shape[0] * h, 2), np.int64)
+        rowf = np.zeros((4, w + pad), np.float32)  # zero tail: padded taps read zeros
+        tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
+        for i in range(a, b):
             lo, hi = wlo, whi
             if convert and not window:
                 lo, hi = _minmax(x[i])
@@ -216,23 +215,23 @@ if HAVE_NUMBA:
                         for c in range(w):
                             rowf[q, c] = np.float32(x[i, r + q, c])
                 _first_pass(rowf, nrows, hs, hl, hw32, tmp, r)
+                _round_rows(tmp, rowf, r, nrows, hs, hl, hk64, hbound)
                 r += nrows
-            k = _round_first_pass(tmp, h, hbound, undecided)
-            for u in range(k):  # the bound could not decide: the exact float64 sum of that row and output
-                o = undecided[u, 0]
-                r = undecided[u, 1]
-                if convert:
-                    _convert_row(x[i, r], lo, hi, f32_path, window, rowf[0])
-                else:
-                    for c in range(w):
-                        rowf[0, c] = np.float32(x[i, r, c])
-                st = hs[o]
-                exact = _dot64(rowf[0, st : st + hl[o]], hk64[o, : hl[o]])
-                tmp[o, r] = min(max(np.floor((exact + _HALF) * _INV_ONE), 0.0), 255.0)
             _second_pass(tmp, vs, vk64, out[i])
 
-    dhash_small = njit(cache=True, nogil=True)(_dhash_small)
-    dhash_small_parallel = njit(cache=True, nogil=True, parallel=True)(_dhash_small)
+    # Serial and parallel drivers are separate functions: numba's cache key is the function's bytecode and
+    # signature, not its flags, so ``njit(parallel=True)`` and ``njit()`` of one function would load each
+    # other's machine code from the cache (the first compiled wins).
+    @njit(cache=True, nogil=True)
+    def dhash_small(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+        """All slices of ``x`` in one thread (:func:`_dhash_range`)."""
+        _dhash_range(x, 0, x.shape[0], convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
+
+    @njit(cache=True, nogil=True, parallel=True)
+    def dhash_small_parallel(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+        """The slices handed out to the numba threads (:func:`_dhash_range` per slice)."""
+        for i in numba.prange(x.shape[0]):
+            _dhash_range(x, i, i + 1, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
 
     @njit(cache=True, nogil=True)
     def to_uint8_kernel(x, window, wlo, whi, int_dtype, out):
@@ -251,51 +250,80 @@ if HAVE_NUMBA:
                     out[i, r, c] = np.uint8(rowf[c])
 
     @njit(cache=True, nogil=True)
-    def _joint_entropy(a, b, hist, clogc, logp):
-        """Joint entropy (nats) of two uint8 code vectors over ``hist`` (256 * 256 int32 zeros, left zeroed):
-        ``log P - sum c log c / P`` with the sum over nonzero bins in index order, per row of the table first."""
+    def _joint_entropy(a, b, joint, hist, clogc, logp):
+        """Joint entropy (nats) of two uint8 code vectors: ``log P - sum c log c / P`` over the 256 * 256 int32
+        histogram ``hist`` (zeros, left zeroed), the sum per row of the table in four interleaved partial sums
+        ``(s0 + s1) + (s2 + s3)``, then over rows in order (error ~ 130 u, not ~ 65,536 u). Empty bins add
+        ``clogc[0] = 0.0`` exactly, so no branch is needed. ``joint`` (P uint16) holds the joint codes
+        ``a << 8 | b``, computed in one vectorised loop before the (scalar) counting loop."""
         p = a.shape[0]
         for t in range(p):
-            hist[(np.int32(a[t]) << 8) | np.int32(b[t])] += 1
+            joint[t] = (np.uint16(a[t]) << 8) | np.uint16(b[t])
+        for t in range(p):
+            hist[joint[t]] += 1
         s = 0.0
-        for row in range(256):  # two-level sum (per row of the table, then rows): error ~ 512 u, not ~ 65,536 u
-            sr = 0.0
-            for q in range(row << 8, (row + 1) << 8):
-                c = hist[q]
-                if c != 0:
-                    sr += clogc[c]
-                    hist[q] = 0
-            s += sr
+        for row in range(256):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for q in range(row << 8, (row + 1) << 8, 4):
+                s0 += clogc[hist[q]]
+                s1 += clogc[hist[q + 1]]
+                s2 += clogc[hist[q + 2]]
+                s3 += clogc[hist[q + 3]]
+            s += (s0 + s1) + (s2 + s3)
+        hist[:] = 0
         return logp - s / p
 
     @njit(cache=True, nogil=True)
-    def _nmi_row(codes, i, marg, clogc, logp, hist, out):
+    def _nmi_row(codes, i, marg, clogc, logp, joint, hist, out):
         for j in range(i + 1, codes.shape[0]):
-            h_ab = _joint_entropy(codes[i], codes[j], hist, clogc, logp)
+            h_ab = _joint_entropy(codes[i], codes[j], joint, hist, clogc, logp)
             v = (marg[i] + marg[j]) / h_ab if h_ab > 0 else 2.0
             out[i, j] = v
             out[j, i] = v
 
-    def _nmi_matrix(codes, clogc, out):
+    @njit(cache=True, nogil=True)
+    def _nmi_marginal(codes, i, clogc, logp, marg, out):
+        hist = np.zeros(65536, np.int32)
+        joint = np.empty(codes.shape[1], np.uint16)
+        marg[i] = _joint_entropy(codes[i], codes[i], joint, hist, clogc, logp)
+        out[i, i] = 2.0
+
+    @njit(cache=True, nogil=True)
+    def _nmi_row_pair(codes, k, marg, clogc, logp, out):
+        """Rows ``k`` and ``n - 2 - k`` of the upper triangle: equal work for every ``k``."""
+        hist = np.zeros(65536, np.int32)
+        joint = np.empty(codes.shape[1], np.uint16)
+        _nmi_row(codes, k, marg, clogc, logp, joint, hist, out)
+        if codes.shape[0] - 2 - k > k:
+            _nmi_row(codes, codes.shape[0] - 2 - k, marg, clogc, logp, joint, hist, out)
+
+    # NMI and SSIM matrices: (N, N) outputs. Serial and parallel drivers are separate functions (see dhash_small).
+    @njit(cache=True, nogil=True)
+    def nmi_matrix(codes, clogc, out):
         """(N, N) NMI ``(H(A) + H(B)) / H(A, B)`` of per-slice bin codes (N, P) uint8, entropies in nats from
         ``clogc[c] = c log c``. A marginal entropy is the joint entropy of a slice with itself (same routine,
-        same summation order), so two identical slices have NMI exactly 2. Rows are handed out in pairs
-        ``(k, N - 2 - k)`` (equal work per pair) to the threads of the parallel variant."""
+        same summation order), so two identical slices have NMI exactly 2."""
+        n, p = codes.shape
+        logp = np.log(np.float64(p))
+        marg = np.empty(n, np.float64)
+        for i in range(n):
+            _nmi_marginal(codes, i, clogc, logp, marg, out)
+        for k in range(n // 2):
+            _nmi_row_pair(codes, k, marg, clogc, logp, out)
+
+    @njit(cache=True, nogil=True, parallel=True)
+    def nmi_matrix_parallel(codes, clogc, out):
+        """:func:`nmi_matrix` with slices and row pairs handed out to the numba threads."""
         n, p = codes.shape
         logp = np.log(np.float64(p))
         marg = np.empty(n, np.float64)
         for i in numba.prange(n):
-            hist = np.zeros(65536, np.int32)
-            marg[i] = _joint_entropy(codes[i], codes[i], hist, clogc, logp)
-            out[i, i] = 2.0
-        for k in numba.prange(n // 2):  # rows k and n - 2 - k: equal work per k
-            hist = np.zeros(65536, np.int32)
-            _nmi_row(codes, k, marg, clogc, logp, hist, out)
-            if n - 2 - k > k:
-                _nmi_row(codes, n - 2 - k, marg, clogc, logp, hist, out)
-
-    nmi_matrix = njit(cache=True, nogil=True)(_nmi_matrix)
-    nmi_matrix_parallel = njit(cache=True, nogil=True, parallel=True)(_nmi_matrix)
+            _nmi_marginal(codes, i, clogc, logp, marg, out)
+        for k in numba.prange(n // 2):
+            _nmi_row_pair(codes, k, marg, clogc, logp, out)
 
     # ---- SSIM (Wang et al. 2004) over all pairs: fused valid Gaussian filtering of the products, float64 ----
     _R = 5  # window radius: 11 taps
@@ -303,40 +331,25 @@ if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True, fastmath={"contract"})
     def _vrow(ring, r, wts, v):
-        """``v[c] = sum_k wts[k] * rows[r + k][c]``, k = 0..10 in order, rows kept in an 11-slot ring."""
-        s0, s1, s2, s3 = ring[r % 11], ring[(r + 1) % 11], ring[(r + 2) % 11], ring[(r + 3) % 11]
-        s4, s5, s6, s7 = ring[(r + 4) % 11], ring[(r + 5) % 11], ring[(r + 6) % 11], ring[(r + 7) % 11]
-        s8, s9, s10 = ring[(r + 8) % 11], ring[(r + 9) % 11], ring[(r + 10) % 11]
-        w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = (
-            wts[0],
-            wts[1],
-            wts[2],
-            wts[3],
-            wts[4],
-            wts[5],
-            wts[6],
-            wts[7],
-            wts[8],
-            wts[9],
-            wts[10],
-        )
-        # two loops of at most 7 arrays each (LLVM vectorises a loop only up to 8 runtime alias checks); the
-        # second continues the first one's sums, so the order of the additions is k = 0..10 either way
+        """``v[c] = sum_k wts[k] * rows[r + k][c]``, k = 0..10 in order, rows kept in an 11-slot ring (one 2D
+        array, so the vectoriser needs a single runtime alias check against ``v``)."""
+        k0, k1, k2, k3 = r % 11, (r + 1) % 11, (r + 2) % 11, (r + 3) % 11
+        k4, k5, k6, k7 = (r + 4) % 11, (r + 5) % 11, (r + 6) % 11, (r + 7) % 11
+        k8, k9, k10 = (r + 8) % 11, (r + 9) % 11, (r + 10) % 11
+        w0, w1, w2, w3, w4, w5 = wts[0], wts[1], wts[2], wts[3], wts[4], wts[5]
+        w6, w7, w8, w9, w10 = wts[6], wts[7], wts[8], wts[9], wts[10]
         for c in range(v.shape[0]):
-            t = w0 * s0[c]
-            t += w1 * s1[c]
-            t += w2 * s2[c]
-            t += w3 * s3[c]
-            t += w4 * s4[c]
-            t += w5 * s5[c]
-            v[c] = t
-        for c in range(v.shape[0]):
-            t = v[c]
-            t += w6 * s6[c]
-            t += w7 * s7[c]
-            t += w8 * s8[c]
-            t += w9 * s9[c]
-            t += w10 * s10[c]
+            t = w0 * ring[k0, c]
+            t += w1 * ring[k1, c]
+            t += w2 * ring[k2, c]
+            t += w3 * ring[k3, c]
+            t += w4 * ring[k4, c]
+            t += w5 * ring[k5, c]
+            t += w6 * ring[k6, c]
+            t += w7 * ring[k7, c]
+            t += w8 * ring[k8, c]
+            t += w9 * ring[k9, c]
+            t += w10 * ring[k10, c]
             v[c] = t
 
     @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -427,31 +440,52 @@ if HAVE_NUMBA:
             s += acc[c]
         return s / (hv * wv)
 
-    def _ssim_matrix(x, wts, c1, c2, mu, d, out):
-        n, _, w = x.shape
-        for i in numba.prange(n):
-            ring = np.empty((11, w), np.float64)
-            v = np.empty(w, np.float64)
-            e = np.empty(w - 2 * _R, np.float64)
-            _slice_stats(x[i], wts, mu[i], d[i], ring, v, e)
-            out[i, i] = 1.0
-        nb = (n - 1 + _BLOCK - 1) // _BLOCK  # blocks of _BLOCK rows i; slice j's statistics are read once per block
-        for k in numba.prange((nb + 1) // 2):
-            ring = np.empty((11, w), np.float64)
-            v = np.empty(w, np.float64)
-            e = np.empty(w - 2 * _R, np.float64)
-            acc = np.empty(w - 2 * _R, np.float64)
-            for q in range(2):  # blocks k and nb - 1 - k: about equal work per k
-                b = k if q == 0 else nb - 1 - k
-                if q == 1 and b <= k:
-                    continue
-                i0 = b * _BLOCK
-                i1 = min(i0 + _BLOCK, n - 1)
-                for j in range(i0 + 1, n):
-                    for i in range(i0, min(i1, j)):
-                        val = _ssim_pair(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, ring, v, e, acc)
-                        out[i, j] = val
-                        out[j, i] = val
+    @njit(cache=True, nogil=True)
+    def _ssim_stats_one(x, i, wts, mu, d, out):
+        w = x.shape[2]
+        ring = np.empty((11, w), np.float64)
+        v = np.empty(w, np.float64)
+        e = np.empty(w - 2 * _R, np.float64)
+        _slice_stats(x[i], wts, mu[i], d[i], ring, v, e)
+        out[i, i] = 1.0
 
-    ssim_matrix = njit(cache=True, nogil=True)(_ssim_matrix)
-    ssim_matrix_parallel = njit(cache=True, nogil=True, parallel=True)(_ssim_matrix)
+    @njit(cache=True, nogil=True)
+    def _ssim_block_pair(x, k, nb, wts, c1, c2, mu, d, out):
+        """Blocks ``k`` and ``nb - 1 - k`` of ``_BLOCK`` rows ``i`` each (about equal work per ``k``); within a
+        block, slice ``j``'s statistics are read once for all its rows."""
+        n, _, w = x.shape
+        ring = np.empty((11, w), np.float64)
+        v = np.empty(w, np.float64)
+        e = np.empty(w - 2 * _R, np.float64)
+        acc = np.empty(w - 2 * _R, np.float64)
+        for q in range(2):
+            b = k if q == 0 else nb - 1 - k
+            if q == 1 and b <= k:
+                continue
+            i0 = b * _BLOCK
+            i1 = min(i0 + _BLOCK, n - 1)
+            for j in range(i0 + 1, n):
+                for i in range(i0, min(i1, j)):
+                    val = _ssim_pair(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, ring, v, e, acc)
+                    out[i, j] = val
+                    out[j, i] = val
+
+    @njit(cache=True, nogil=True)
+    def ssim_matrix(x, wts, c1, c2, mu, d, out):
+        """(N, N) mean SSIM of uint8 slices ``x``; ``mu``, ``d``: per-slice valid-filtered mean and variance."""
+        n = x.shape[0]
+        for i in range(n):
+            _ssim_stats_one(x, i, wts, mu, d, out)
+        nb = (n - 1 + _BLOCK - 1) // _BLOCK
+        for k in range((nb + 1) // 2):
+            _ssim_block_pair(x, k, nb, wts, c1, c2, mu, d, out)
+
+    @njit(cache=True, nogil=True, parallel=True)
+    def ssim_matrix_parallel(x, wts, c1, c2, mu, d, out):
+        """:func:`ssim_matrix` with slices and block pairs handed out to the numba threads."""
+        n = x.shape[0]
+        for i in numba.prange(n):
+            _ssim_stats_one(x, i, wts, mu, d, out)
+        nb = (n - 1 + _BLOCK - 1) // _BLOCK
+        for k in numba.prange((nb + 1) // 2):
+            _ssim_block_pair(x, k, nb, wts, c1, c2, mu, d, out)

@@ -295,3 +295,51 @@ def test_dhash_large_downscale_split_and_float64_fallback(shape):
     x = np.random.default_rng(7).integers(0, 256, (2, *shape), dtype=np.uint8)
     ref = [int(str(imagehash.dhash(Image.fromarray(s))), 16) for s in x]
     assert dhash(x).tolist() == ref
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_screened_reduction_equals_exact_on_tied_matrices(seed):
+    """reduce_pairs(approx, bound=, refine=) gives the exact matrix's keep-set whenever |approx - exact| <= bound,
+    with heavy ties (few similarity levels) and wide, uneven bounds; only pairs it refines are asked for."""
+    rng = np.random.default_rng(seed)
+    for _ in range(150):
+        n = int(rng.integers(2, 20))
+        levels = int(rng.integers(2, 7))
+        exact = np.triu(rng.integers(0, levels, (n, n)) / levels, 1)
+        exact = exact + exact.T
+        bound = np.triu(rng.uniform(0, 0.4, (n, n)) * (rng.random((n, n)) < 0.8), 1)
+        bound = bound + bound.T
+        approx = exact + rng.uniform(-1, 1, (n, n)) * bound
+        asked = []
+
+        def refine(i, j, exact=exact, asked=asked):
+            asked.append((i, j))
+            return float(exact[i, j])
+
+        t = float(rng.integers(0, levels)) / levels
+        f = float(rng.uniform(0.05, 1.0))
+        for kw in ({"threshold": t}, {"target_fraction": f}, {"threshold": t, "target_fraction": f}):
+            got = reduce_pairs(approx, bound=bound, refine=refine, **kw)
+            assert got.tolist() == reduce_pairs(exact, **kw).tolist(), (n, kw)
+        got = reduce_pairs(approx, threshold=t, variant="released", bound=bound, refine=refine)
+        assert got.tolist() == reduce_pairs(exact, threshold=t, variant="released").tolist()
+        assert all(i < j for i, j in asked)
+
+
+def test_screened_reduction_skips_refinement_when_bounds_separate_and_checks_them():
+    exact = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.5], [0.1, 0.5, 1.0]])
+    asked = []
+
+    def refine(i, j):
+        asked.append((i, j))
+        return float(exact[i, j])
+
+    keep = reduce_pairs(exact + 0.01, target_fraction=0.34, bound=np.full((3, 3), 0.02), refine=refine)
+    assert keep.tolist() == reduce_pairs(exact, target_fraction=0.34).tolist() == [True, False, False]
+    assert asked == []  # 0.9 +- 0.02 is clear of the rest: no value needed; then (0, 2) is the only pair left
+    with pytest.raises(RuntimeError, match=r"pair \(0, 1\).*outside its screening interval"):
+        reduce_pairs(exact - 0.5, threshold=0.39, bound=np.full((3, 3), 0.02), refine=refine)
+    with pytest.raises(ValueError, match="both bound and refine"):
+        reduce_pairs(exact, threshold=0.5, bound=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="non-negative"):
+        reduce_pairs(exact, threshold=0.5, bound=-np.ones((3, 3)), refine=refine)

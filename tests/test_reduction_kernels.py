@@ -114,3 +114,54 @@ def test_serial_and_parallel_kernels_are_distinct_functions():
     for serial, parallel in [("dhash_small", "dhash_small_parallel"), ("nmi_matrix", "nmi_matrix_parallel")]:
         assert not getattr(_jit, serial).targetoptions.get("parallel")
         assert getattr(_jit, parallel).targetoptions.get("parallel")
+
+
+def _adversarial_stack(rng) -> np.ndarray:
+    """Slices where float32 SSIM loses the most: bright, nearly flat regions (large ``E = filter(x y)`` next to a
+    small covariance), saturated and black areas, white noise, a duplicate and a shifted copy."""
+    base = np.clip(rng.normal(235, 3, (64, 72)), 0, 255)
+    out = [base, base + rng.normal(0, 1, base.shape), np.full(base.shape, 255.0), np.zeros(base.shape)]
+    out.append(rng.integers(0, 256, base.shape))
+    out.append(np.roll(base, 1, axis=1))
+    half = base.copy()
+    half[:, :36] = 0
+    out += [half, base]  # the last one duplicates slice 0
+    return np.clip(np.stack(out), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["ct", "adversarial"])
+def test_screened_ssim_within_its_bound_and_exact_refinement_bit_identical(kind):
+    from medssl_monai.reduction.similarity import screen_ssim
+
+    rng = np.random.default_rng(4)
+    x = to_uint8(_ct_int16(rng, n=5, h=64, w=72)) if kind == "ct" else _adversarial_stack(rng)
+    exact = pairwise_ssim(x)
+    approx, bound, refine = screen_ssim(x)
+    iu = np.triu_indices(len(x), 1)
+    err = np.abs(approx - exact)[iu]
+    assert (err <= bound[iu]).all()
+    assert err.max() > 0  # float32 really differs: the bound is doing work
+    assert bound[iu].max() < (5e-3 if kind == "ct" else 2e-2)  # all-255 slices: 4 gamma_32 255**2 / C2 = 8.5e-3
+    assert all(refine(int(i), int(j)) == exact[i, j] for i, j in zip(*iu))  # same bits as the exact matrix
+    np.testing.assert_array_equal(screen_ssim(x, threads=2)[0], approx)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_reduce_volume_ssim_screened_keeps_the_exact_matrix_keep_set(seed):
+    """reduce_volume('ssim') screens in float32 and refines in float64; its keep-set must be that of the exact
+    float64 matrix for target fractions, thresholds and the released variant (near-tied similarities included:
+    slices repeat with small perturbations)."""
+    rng = np.random.default_rng(seed)
+    base = to_uint8(_ct_int16(rng, n=6, h=48, w=56))
+    x = np.concatenate([base, np.clip(base.astype(int) + rng.integers(-1, 2, base.shape), 0, 255).astype(np.uint8)])
+    exact = pairwise_ssim(x)
+    iu = np.triu_indices(len(x), 1)
+    for f in (0.1, 0.3, 0.5, 0.8):
+        assert reduce_volume(x, "ssim", target_fraction=f).tolist() == reduce_pairs(exact, target_fraction=f).tolist()
+    for t in np.quantile(exact[iu], [0.2, 0.5, 0.9]).tolist() + [float(exact[iu].max())]:
+        for variant in ("exact", "released"):
+            want = reduce_pairs(exact, threshold=t, variant=variant).tolist()
+            assert reduce_volume(x, "ssim", threshold=t, variant=variant).tolist() == want
+    assert reduce_volume(x, "ssim", threshold=0.5, target_fraction=0.3, threads=2).tolist() == (
+        reduce_pairs(exact, threshold=0.5, target_fraction=0.3).tolist()
+    )

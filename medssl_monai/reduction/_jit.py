@@ -23,7 +23,10 @@ Exactness arguments (the tests compare every kernel with its numpy path and with
   then over rows (a fixed order, not the compiler's); a marginal entropy is the joint entropy of the slice with
   itself, so identical slices give exactly 2.
 * SSIM: float64 throughout like the numpy path (agreement with scikit-image ~1e-15, the float64 rounding of a
-  different operation order); the per-pixel formula is written so that identical slices give exactly 1.
+  different operation order); the per-pixel formula is written so that identical slices give exactly 1. Pairs go
+  in tiles, strip by strip of map rows (cache blocking); every row is computed alike and summed in row order, so
+  the tiling does not change a bit. The same kernel instantiated for float32 maps and weights is the screening
+  pass of the reduction (products are exact in float32; the error bound is ``similarity.ssim_screen_bound``).
 """
 
 from __future__ import annotations
@@ -327,7 +330,9 @@ if HAVE_NUMBA:
 
     # ---- SSIM (Wang et al. 2004) over all pairs: fused valid Gaussian filtering of the products, float64 ----
     _R = 5  # window radius: 11 taps
-    _BLOCK = 4  # rows i per block (the per-slice mean / variance maps of a block stay in the last-level cache)
+    _BLOCK = 4  # slices i per block
+    _JBLOCK = 4  # slices j per tile of a block
+    _STRIP = 32  # map rows per strip: a tile's strip of maps is 8 x 32 rows x 502 x 2 maps (1 MB float32)
 
     @njit(cache=True, nogil=True, fastmath={"contract"})
     def _vrow(ring, r, wts, v):
@@ -384,29 +389,34 @@ if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True)
     def _product_row(x, y, row, out):
+        """``out = x[row] * y[row]``: an int32 product stored in ``out``'s dtype (exact in float32 too: uint8
+        products are below 2**24)."""
         for c in range(out.shape[0]):
-            out[c] = np.float64(x[row, c]) * np.float64(y[row, c])
+            out[c] = np.int32(x[row, c]) * np.int32(y[row, c])
 
     @njit(cache=True, nogil=True)
-    def _slice_stats(x, wts, mu, d, ring, v, e):
-        """Valid-filtered mean ``mu`` and ``d = filter(x * x) - mu * mu`` of one slice (same routines as pairs)."""
-        hv = mu.shape[0]
-        for pass_ in range(2):
-            for t in range(2 * _R):
-                for c in range(x.shape[1]):
-                    ring[t, c] = np.float64(x[t, c]) if pass_ == 0 else np.float64(x[t, c]) * np.float64(x[t, c])
-            for r in range(hv):
-                row = r + 2 * _R
-                for c in range(x.shape[1]):
-                    xv = np.float64(x[row, c])
-                    ring[row % 11, c] = xv if pass_ == 0 else xv * xv
-                _vrow(ring, r, wts, v)
-                _hrow(v, wts, e)
-                if pass_ == 0:
-                    mu[r, :] = e
-                else:
-                    for c in range(e.shape[0]):
-                        d[r, c] = e[c] - mu[r, c] * mu[r, c]
+    def _slice_stats(x, wts, mu, d, ring, ring2, v, e, e2):
+        """Valid-filtered mean ``mu`` and ``d = filter(x * x) - mu * mu`` of one slice (same routines as pairs),
+        one pass over the rows, float64; stored in ``mu``'s and ``d``'s dtype (float64, or float32 to screen)."""
+        for t in range(2 * _R):
+            for c in range(x.shape[1]):
+                xv = np.float64(x[t, c])
+                ring[t, c] = xv
+                ring2[t, c] = xv * xv
+        for r in range(mu.shape[0]):
+            row = r + 2 * _R
+            slot = row % 11
+            for c in range(x.shape[1]):
+                xv = np.float64(x[row, c])
+                ring[slot, c] = xv
+                ring2[slot, c] = xv * xv
+            _vrow(ring, r, wts, v)
+            _hrow(v, wts, e)
+            _vrow(ring2, r, wts, v)
+            _hrow(v, wts, e2)
+            for c in range(e.shape[0]):
+                mu[r, c] = e[c]
+                d[r, c] = e2[c] - e[c] * e[c]
 
     @njit(cache=True, nogil=True, error_model="numpy")  # no ZeroDivisionError branch (den >= C1 C2 > 0): SIMD
     def _ssim_row(e, mux, muy, dx, dy, c1, c2, acc):
@@ -414,78 +424,142 @@ if HAVE_NUMBA:
             ma = mux[c]
             mb = muy[c]
             m = ma * mb
-            num = ((m + m) + c1) * (2.0 * (e[c] - m) + c2)
+            t = e[c] - m
+            num = ((m + m) + c1) * ((t + t) + c2)  # t + t, not 2.0 * t: stays float32 in the screening kernel
             den = ((ma * ma + mb * mb) + c1) * ((dx[c] + dy[c]) + c2)
-            acc[c] += num / den
+            acc[c] += num / den  # acc is float64 in both kernels
 
     @njit(cache=True, nogil=True)
-    def _ssim_pair(x, y, mux, muy, dx, dy, wts, c1, c2, ring, v, e, acc):
-        """Mean SSIM of one pair. Per pixel, with ``m = mu_x mu_y`` and ``E = filter(x * y)``:
-        ``(2 m + C1) (2 (E - m) + C2) / ((mu_x^2 + mu_y^2 + C1) (d_x + d_y + C2))``, written so that for
-        ``x == y`` numerator and denominator are the same float64 numbers (doubling is exact): SSIM exactly 1."""
-        hv = mux.shape[0]
-        wv = mux.shape[1]
-        for t in range(2 * _R):
-            _product_row(x, y, t, ring[t])
-        for c in range(wv):
-            acc[c] = 0.0
-        for r in range(hv):
+    def _ssim_rows(x, y, mux, muy, dx, dy, wts, c1, c2, r0, r1, ring, v, e, acc):
+        """Add rows ``r0 .. r1 - 1`` of one pair's SSIM map to ``acc`` (per column). Per pixel, with
+        ``m = mu_x mu_y`` and ``E = filter(x * y)``: ``(2 m + C1) (2 (E - m) + C2) / ((mu_x^2 + mu_y^2 + C1)
+        (d_x + d_y + C2))``, written so that for ``x == y`` numerator and denominator are the same numbers
+        (doubling is exact): SSIM exactly 1. Each row's values do not depend on ``r0`` (the ring is refilled)."""
+        for q in range(r0, r0 + 2 * _R):
+            _product_row(x, y, q, ring[q % 11])
+        for r in range(r0, r1):
             row = r + 2 * _R
             _product_row(x, y, row, ring[row % 11])
             _vrow(ring, r, wts, v)
             _hrow(v, wts, e)
             _ssim_row(e, mux[r], muy[r], dx[r], dy[r], c1, c2, acc)
+
+    @njit(cache=True, nogil=True)
+    def _mean(acc, rows):
         s = 0.0
-        for c in range(wv):
+        for c in range(acc.shape[0]):
             s += acc[c]
-        return s / (hv * wv)
+        return s / (rows * acc.shape[0])
+
+    @njit(cache=True, nogil=True)
+    def ssim_stats(x, wts, mu, d):
+        """Float64 mean / variance maps of one uint8 slice ``x`` into ``mu``, ``d`` (float64 or float32)."""
+        w = x.shape[1]
+        wv = w - 2 * _R
+        _slice_stats(x, wts, mu, d, np.empty((11, w)), np.empty((11, w)), np.empty(w), np.empty(wv), np.empty(wv))
 
     @njit(cache=True, nogil=True)
     def _ssim_stats_one(x, i, wts, mu, d, out):
-        w = x.shape[2]
-        ring = np.empty((11, w), np.float64)
-        v = np.empty(w, np.float64)
-        e = np.empty(w - 2 * _R, np.float64)
-        _slice_stats(x[i], wts, mu[i], d[i], ring, v, e)
+        ssim_stats(x[i], wts, mu[i], d[i])
         out[i, i] = 1.0
 
     @njit(cache=True, nogil=True)
     def _ssim_block_pair(x, k, nb, wts, c1, c2, mu, d, out):
-        """Blocks ``k`` and ``nb - 1 - k`` of ``_BLOCK`` rows ``i`` each (about equal work per ``k``); within a
-        block, slice ``j``'s statistics are read once for all its rows."""
+        """Blocks ``k`` and ``nb - 1 - k`` of ``_BLOCK`` rows ``i`` each (about equal work per ``k``). Within a
+        block, pairs go in tiles of ``_BLOCK x _JBLOCK`` slices, strip by strip of ``_STRIP`` map rows, so that a
+        strip's mean / variance maps of the tile's slices stay in the core's L2 cache while its pairs use them
+        (the maps otherwise stream from memory once per pair). Same values as pair by pair: every row of a pair is
+        computed alike and added to its column sums in row order."""
         n, _, w = x.shape
-        ring = np.empty((11, w), np.float64)
-        v = np.empty(w, np.float64)
-        e = np.empty(w - 2 * _R, np.float64)
-        acc = np.empty(w - 2 * _R, np.float64)
+        hv, wv = mu.shape[1], mu.shape[2]
+        ring = np.empty((11, w), mu.dtype)  # float64 (exact matrix) or float32 (screening)
+        v = np.empty(w, mu.dtype)
+        e = np.empty(wv, mu.dtype)
+        acc = np.empty((_BLOCK, _JBLOCK, wv), np.float64)
+        kk = np.int64(k)  # a prange index is unsigned: nb - 1 - k would be float64
         for q in range(2):
-            b = k if q == 0 else nb - 1 - k
-            if q == 1 and b <= k:
+            b = kk if q == 0 else np.int64(nb) - 1 - kk
+            if q == 1 and b <= kk:
                 continue
             i0 = b * _BLOCK
             i1 = min(i0 + _BLOCK, n - 1)
-            for j in range(i0 + 1, n):
-                for i in range(i0, min(i1, j)):
-                    val = _ssim_pair(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, ring, v, e, acc)
-                    out[i, j] = val
-                    out[j, i] = val
+            for j0 in range(i0 + 1, n, _JBLOCK):
+                j1 = min(j0 + _JBLOCK, n)
+                acc[:, :, :] = 0.0
+                for r0 in range(0, hv, _STRIP):
+                    r1 = min(r0 + _STRIP, hv)
+                    for j in range(j0, j1):
+                        for i in range(i0, min(i1, j)):
+                            a = acc[i - i0, j - j0]
+                            _ssim_rows(x[i], x[j], mu[i], mu[j], d[i], d[j], wts, c1, c2, r0, r1, ring, v, e, a)
+                for j in range(j0, j1):
+                    for i in range(i0, min(i1, j)):
+                        val = _mean(acc[i - i0, j - j0], hv)
+                        out[i, j] = val
+                        out[j, i] = val
 
     @njit(cache=True, nogil=True)
-    def ssim_matrix(x, wts, c1, c2, mu, d, out):
-        """(N, N) mean SSIM of uint8 slices ``x``; ``mu``, ``d``: per-slice valid-filtered mean and variance."""
+    def ssim_matrix(x, wts, wts_pair, c1, c2, mu, d, out):
+        """(N, N) mean SSIM of uint8 slices ``x``; ``mu``, ``d``: per-slice valid-filtered mean and variance.
+
+        Exact: float64 ``mu``, ``d``, ``wts_pair = wts``, ``c1``, ``c2``. Screening: the same kernel on float32
+        maps (computed in float64, then rounded), float32 ``wts_pair``, ``c1``, ``c2``; only the per-pixel SSIM
+        sums stay float64."""
         n = x.shape[0]
         for i in range(n):
             _ssim_stats_one(x, i, wts, mu, d, out)
         nb = (n - 1 + _BLOCK - 1) // _BLOCK
         for k in range((nb + 1) // 2):
-            _ssim_block_pair(x, k, nb, wts, c1, c2, mu, d, out)
+            _ssim_block_pair(x, k, nb, wts_pair, c1, c2, mu, d, out)
 
     @njit(cache=True, nogil=True, parallel=True)
-    def ssim_matrix_parallel(x, wts, c1, c2, mu, d, out):
+    def ssim_matrix_parallel(x, wts, wts_pair, c1, c2, mu, d, out):
         """:func:`ssim_matrix` with slices and block pairs handed out to the numba threads."""
         n = x.shape[0]
         for i in numba.prange(n):
             _ssim_stats_one(x, i, wts, mu, d, out)
         nb = (n - 1 + _BLOCK - 1) // _BLOCK
         for k in numba.prange((nb + 1) // 2):
-            _ssim_block_pair(x, k, nb, wts, c1, c2, mu, d, out)
+            _ssim_block_pair(x, k, nb, wts_pair, c1, c2, mu, d, out)
+
+    @njit(cache=True, nogil=True)
+    def _ring_row(x, y, row, ring, kind):
+        """Ring slot of image row ``row``: ``x`` (kind 0), ``x * x`` (1) or ``x * y`` (2), float64."""
+        slot = ring[row % 11]
+        for c in range(x.shape[1]):
+            a = np.float64(x[row, c])
+            slot[c] = a if kind == 0 else a * (a if kind == 1 else np.float64(y[row, c]))
+
+    @njit(cache=True, nogil=True)
+    def ssim_pair(x, y, wts, c1, c2):
+        """Exact mean SSIM of one pair without per-slice maps: the bits :func:`ssim_matrix` gives it (the maps'
+        rows are computed by the same routines from the same ring rows, row by row; nothing of slice size)."""
+        h, w = x.shape
+        hv, wv = h - 2 * _R, w - 2 * _R
+        rings = np.empty((5, 11, w))  # x, x * x, y, y * y, x * y
+        stats = np.empty((4, wv))  # mu_x, d_x, mu_y, d_y of the current row
+        v = np.empty(w)
+        e = np.empty(wv)
+        e2 = np.empty(wv)
+        acc = np.zeros(wv)
+        for row in range(h):
+            _ring_row(x, y, row, rings[0], 0)
+            _ring_row(x, y, row, rings[1], 1)
+            _ring_row(y, y, row, rings[2], 0)
+            _ring_row(y, y, row, rings[3], 1)
+            _ring_row(x, y, row, rings[4], 2)
+            r = row - 2 * _R
+            if r < 0:
+                continue
+            for s in range(2):
+                _vrow(rings[2 * s], r, wts, v)
+                _hrow(v, wts, e)
+                _vrow(rings[2 * s + 1], r, wts, v)
+                _hrow(v, wts, e2)
+                for c in range(wv):
+                    stats[2 * s, c] = e[c]
+                    stats[2 * s + 1, c] = e2[c] - e[c] * e[c]
+            _vrow(rings[4], r, wts, v)
+            _hrow(v, wts, e)
+            _ssim_row(e, stats[0], stats[2], stats[1], stats[3], c1, c2, acc)
+        return _mean(acc, hv)

@@ -24,10 +24,13 @@ Everything is deterministic: no randomness, ties resolved by index.
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+from . import _jit
 from ._checks import check_square, check_stack
 
 __all__ = [
@@ -68,18 +71,98 @@ def _sorted_pairs(sim: np.ndarray, threshold: float | None) -> tuple[np.ndarray,
     return ii[order], jj[order]
 
 
+def _refined(value: float, i: int, j: int, lo: float, hi: float) -> float:
+    if not lo <= value <= hi:
+        raise RuntimeError(
+            f"pair ({i}, {j}): exact similarity {value!r} outside its screening interval [{lo!r}, {hi!r}]."
+        )
+    return value
+
+
+def _reduce_screened(
+    approx: np.ndarray,
+    bound: np.ndarray,
+    refine: Callable[[int, int], float],
+    threshold: float | None,
+    goal: int,
+) -> np.ndarray:
+    """The ``exact`` variant on screened similarities: the same keep-set as on the exact matrix, refining lazily.
+
+    Pairs are walked by upper end ``hi = approx + bound`` (ties by ``(i, j)``). A pair met while both its slices
+    are kept is refined (its exact value ``v``, which must lie in ``[approx - bound, hi]``) and waits in a heap
+    keyed by ``(-v, i, j)``; a refined pair is acted on only when its key precedes the next unrefined ``hi``, so
+    it is the next pair of the exact order among all pairs not yet visited, and pairs are acted on in exactly the
+    exact variant's order. Keys only decrease, so a pair skipped because a slice is gone would also have been
+    skipped by the exact walk. Pairs with ``hi`` below the threshold are never similar and never looked at. A pair
+    whose lower end exceeds the upper end of every other pair still in play (the best refined one and the next
+    unrefined one with both slices kept) and clears the threshold is next in the exact order without being refined.
+    """
+    n = len(approx)
+    ii, jj = np.triu_indices(n, k=1)
+    hi = approx[ii, jj] + bound[ii, jj]
+    lo = approx[ii, jj] - bound[ii, jj]
+    if threshold is not None:
+        sel = hi >= threshold
+        ii, jj, hi, lo = ii[sel], jj[sel], hi[sel], lo[sel]
+    order = np.lexsort((jj, ii, -hi))
+    ii, jj, hi, lo = ii[order].tolist(), jj[order].tolist(), hi[order].tolist(), lo[order].tolist()
+    kept = bytearray(b"\x01") * n
+    remaining = n
+    ready: list[tuple[float, int, int]] = []  # refined pairs: (-exact, i, j)
+    p = 0
+    q = 0  # scan position for the next pair after p whose slices are both kept (only ever moves forward)
+    while p < len(ii) or ready:
+        if ready and (p == len(ii) or ready[0] < (-hi[p], ii[p], jj[p])):
+            neg, i, j = heapq.heappop(ready)
+            if not (kept[i] and kept[j]):
+                continue
+            if threshold is not None and -neg < threshold:
+                break  # every pair not yet acted on is at most this similar
+        else:
+            i, j = ii[p], jj[p]
+            p += 1
+            if not (kept[i] and kept[j]):
+                continue
+            q = max(q, p)
+            while q < len(ii) and not (kept[ii[q]] and kept[jj[q]]):
+                q += 1
+            rival = max(-ready[0][0] if ready else -math.inf, hi[q] if q < len(ii) else -math.inf)
+            if not (lo[p - 1] > rival and (threshold is None or lo[p - 1] >= threshold)):
+                heapq.heappush(ready, (-_refined(refine(i, j), i, j, lo[p - 1], hi[p - 1]), i, j))
+                continue
+            # else: its lower end beats every other pair's upper end: next in the exact order, no value needed
+        kept[j] = 0
+        remaining -= 1
+        if remaining <= goal:
+            break
+    return np.frombuffer(bytes(kept), dtype=np.uint8).astype(bool)
+
+
 def reduce_pairs(
     similarity: np.ndarray,
     threshold: float | None = None,
     target_fraction: float | None = None,
     variant: str = "exact",
+    bound: np.ndarray | None = None,
+    refine: Callable[[int, int], float] | None = None,
 ) -> np.ndarray:
     """Boolean keep mask (N,) from an (N, N) similarity matrix (larger = more similar; see module docstring).
 
     Give ``threshold``, ``target_fraction`` or both (stop at whichever is reached first); neither raises
     ``ValueError``. Only the upper triangle is read. ``variant="released"`` needs a threshold and no target.
+
+    Screened input: with ``bound`` ((N, N), ``|similarity - exact| <= bound``) and ``refine(i, j)`` (the exact
+    value of pair ``i < j``), the result is the keep-set of the exact matrix, computed with exact values only
+    where the bound leaves the order (exact variant, :func:`_reduce_screened`) or the threshold test (released
+    variant) open. A refined value outside its interval raises ``RuntimeError``.
     """
     sim = check_square(similarity)
+    if (bound is None) != (refine is None):
+        raise ValueError("give both bound and refine (screened similarities) or neither.")
+    if bound is not None:
+        bound = check_square(bound, "bound")
+        if bound.shape != sim.shape or (bound < 0).any():
+            raise ValueError(f"bound must be a non-negative {sim.shape} matrix, got shape {bound.shape}.")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
     if threshold is None and target_fraction is None:
@@ -91,6 +174,12 @@ def reduce_pairs(
     if variant == "released":
         if threshold is None or target_fraction is not None:
             raise ValueError("the released variant takes a threshold only (no target_fraction).")
+        if bound is not None:  # decide "similar" exactly where the bound straddles the threshold
+            b = bound
+            sim = sim.copy()
+            for i, j in zip(*np.nonzero(np.triu(np.abs(sim - threshold) <= b, k=1))):
+                i, j = int(i), int(j)
+                sim[i, j] = _refined(refine(i, j), i, j, sim[i, j] - b[i, j], sim[i, j] + b[i, j])
         for i in range(n):
             if keep[i]:
                 later = np.arange(i + 1, n)
@@ -99,6 +188,8 @@ def reduce_pairs(
     goal = target_count(n, target_fraction) if target_fraction is not None else 1
     if n <= goal:
         return keep
+    if bound is not None:
+        return _reduce_screened(sim, bound, refine, threshold, goal)
     ii, jj = _sorted_pairs(sim, threshold)
     kept = bytearray(b"\x01") * n
     remaining = n
@@ -122,18 +213,19 @@ def every_n(n_slices: int, n: int) -> np.ndarray:
     return keep
 
 
-def similarity_matrix(images: np.ndarray, method: str, encoder=None, device="cpu") -> np.ndarray:
-    """(N, N) similarity, larger = more similar, for ``method`` in ``hash`` (``-Hamming``), ssim, mi, deep."""
+def similarity_matrix(images: np.ndarray, method: str, encoder=None, device="cpu", threads: int = 1) -> np.ndarray:
+    """(N, N) similarity, larger = more similar, for ``method`` in ``hash`` (``-Hamming``), ssim, mi, deep.
+    ``threads``: numba threads of the hash / SSIM / NMI kernels (same values)."""
     from .deep import embed, pairwise_cosine
     from .hashing import dhash, pairwise_hamming
     from .similarity import pairwise_nmi, pairwise_ssim
 
     if method == "hash":
-        return -pairwise_hamming(dhash(images)).astype(np.float64)
+        return -pairwise_hamming(dhash(images, threads=threads)).astype(np.float64)
     if method == "ssim":
-        return pairwise_ssim(images)
+        return pairwise_ssim(images, threads=threads)
     if method == "mi":
-        return pairwise_nmi(images)
+        return pairwise_nmi(images, threads=threads)
     if method == "deep":
         if encoder is None:
             raise ValueError("method 'deep' needs an encoder (a torch.nn.Module); see medssl_monai.reduction.embed.")
@@ -150,6 +242,7 @@ def reduce_volume(
     n: int = DEFAULT_EVERY_N,
     encoder=None,
     device="cpu",
+    threads: int = 1,
 ) -> np.ndarray:
     """Keep mask (N,) for one volume of uint8 (N, H, W) slices with one of :data:`METHODS`.
 
@@ -157,7 +250,12 @@ def reduce_volume(
     :func:`reduce_pairs`. ``threshold`` is in the method's own units: Hamming distance for ``hash`` (similar
     when ``<= threshold``), SSIM / NMI / cosine for the others (similar when ``>= threshold``). With neither
     threshold nor target_fraction: :data:`DEFAULT_THRESHOLDS` where the paper gives one (HASH 6), otherwise the
-    paper's 10 % target (:data:`DEFAULT_TARGET_FRACTION`). A one-slice volume returns ``[True]``.
+    paper's 10 % target (:data:`DEFAULT_TARGET_FRACTION`). A one-slice volume returns ``[True]``. ``threads``:
+    numba threads for the similarity kernels (the default 1 leaves volumes as the parallel unit; same result).
+
+    SSIM with numba: the pairs are screened in float32 and only the pairs whose order the error bound leaves
+    open are recomputed in float64 (:func:`~medssl_monai.reduction.similarity.screen_ssim`); the keep-set is
+    that of the exact matrix :func:`~medssl_monai.reduction.pairwise_ssim`.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
@@ -172,7 +270,12 @@ def reduce_volume(
             target_fraction = DEFAULT_TARGET_FRACTION
     if len(x) == 1:
         return np.ones(1, dtype=bool)
-    sim = similarity_matrix(x, method, encoder=encoder, device=device)
+    if method == "ssim" and _jit.use_numba():  # float32 screening + float64 refinement: the exact keep-set
+        from .similarity import screen_ssim
+
+        approx, bound, exact = screen_ssim(x, threads=threads)
+        return reduce_pairs(approx, threshold, target_fraction, variant, bound=bound, refine=exact)
+    sim = similarity_matrix(x, method, encoder=encoder, device=device, threads=threads)
     if method == "hash" and threshold is not None:
         threshold = -float(threshold)
     return reduce_pairs(sim, threshold=threshold, target_fraction=target_fraction, variant=variant)

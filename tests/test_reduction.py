@@ -343,3 +343,15 @@ def test_screened_reduction_skips_refinement_when_bounds_separate_and_checks_the
         reduce_pairs(exact, threshold=0.5, bound=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="non-negative"):
         reduce_pairs(exact, threshold=0.5, bound=-np.ones((3, 3)), refine=refine)
+
+
+def test_ssim_screen_bound_hand_checked():
+    from medssl_monai.reduction.similarity import ssim_screen_bound
+
+    u = 2.0**-24
+    q = np.array([255.0**2 * 512 * 512, 0.0])  # an all-255 512x512 slice and an all-black one
+    b = ssim_screen_bound(q, 502 * 502, (0.03 * 255) ** 2)
+    g24, g32 = 24 * u / (1 - 24 * u), 32 * u / (1 - 32 * u)
+    assert b[0, 0] == pytest.approx(g24 + 4 * g32 * 255**2 * 512**2 / (502**2 * 58.5225) + 1e-10, rel=1e-12)
+    assert b[0, 0] == pytest.approx(8.8e-3, abs=1e-4)
+    assert b[0, 1] == b[1, 1] == pytest.approx(g24 + 1e-10, rel=1e-12)  # a black slice: no cancellation at all

@@ -160,16 +160,16 @@ def ssim_screen_bound(sq_sums: np.ndarray, n_valid: int, c2: float) -> np.ndarra
     of non-negative terms, so float32 gives them relative errors of a few ``u = 2**-24``; ``E`` is a 22-tap
     filter of exact non-negative float32 products, relative error ``gamma_24``; only ``C`` cancels, with absolute
     error at most ``2 gamma_30 (E + m) + u C2``. With ``|S| <= 1``, ``A <= B`` and ``D >= C2`` the per-pixel
-    error is at most ``gamma_20 + 2 gamma_32 (E + m) / C2`` (counts rounded up to cover the float32 rounding of the
-    float64 maps). Over the valid pixels ``sum E <= sum x y`` (filter weights sum to 1) and
+    error is at most ``gamma_24 + 2 gamma_32 (E + m) / C2`` (counts rounded up to cover the float32 rounding of the
+    float64 maps, of the weights and of ``C1``, ``C2``). Over the valid pixels ``sum E <= sum x y`` (filter weights sum to 1) and
     ``sum m <= sqrt(sum mu_x^2 sum mu_y^2) <= sqrt(sum x^2 sum y^2)`` (Cauchy-Schwarz, Jensen), so the mean is off
-    by at most ``gamma_20 + 4 gamma_32 sqrt(Q_x Q_y) / (n_valid C2)``, plus ``1e-10`` for the float64 rounding of
+    by at most ``gamma_24 + 4 gamma_32 sqrt(Q_x Q_y) / (n_valid C2)``, plus ``1e-10`` for the float64 rounding of
     the exact value itself (~1e-15 observed). Loose by design (measured errors are ~400x smaller): it only decides
     which pairs are recomputed in float64.
     """
     u = 2.0**-24
     q = np.asarray(sq_sums, dtype=np.float64)
-    return _gamma(20, u) + 4.0 * _gamma(32, u) * np.sqrt(np.outer(q, q)) / (n_valid * c2) + 1e-10
+    return _gamma(24, u) + 4.0 * _gamma(32, u) * np.sqrt(np.outer(q, q)) / (n_valid * c2) + 1e-10
 
 
 def screen_ssim(

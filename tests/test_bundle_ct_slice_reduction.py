@@ -130,7 +130,16 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, dataset):
         reduce_dataset(dataset, tmp_path / "o", target_fraction=1.5, max_workers=0)
     with pytest.raises(ValueError, match="window"):
         reduce_dataset(dataset, tmp_path / "o", window=(100, -100), max_workers=0)
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        reduce_dataset(dataset, tmp_path / "o", threads=0, max_workers=0)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("method", ["hash", "ssim"])
+def test_threads_within_a_volume_give_the_same_manifest(tmp_path, dataset, method):
+    reduce_dataset(dataset, tmp_path / "one", method=method, max_workers=0, progress=False)
+    reduce_dataset(dataset, tmp_path / "two", method=method, max_workers=0, progress=False, threads=2)
+    assert _manifest(tmp_path / "one") == _manifest(tmp_path / "two")
 
 
 def test_default_run_reduces_the_synthetic_demo_volumes(tmp_path):

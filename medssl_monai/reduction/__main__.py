@@ -33,6 +33,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--export-png", action="store_true", help="write kept slices to OUT/slices/<volume>/NNNN.png")
     parser.add_argument("--workers", type=int, default=None, help="local processes (default: CPU count; 0: in-process)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="numba threads per volume for hash/ssim/mi (default 1; same results)"
+    )
     parser.add_argument("--scheduler-address", default=None, help="Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--encoder", default=None, help="deep method: TorchScript encoder file")
     parser.add_argument("--device", default="cpu", help="deep method: torch device (default: cpu)")
@@ -62,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             encoder=args.encoder,
             device=args.device,
+            threads=args.threads,
         )
     except (ValueError, RuntimeError) as err:
         logging.getLogger("medssl_monai.reduction").error("%s", err)

@@ -127,6 +127,7 @@ def reduce_dataset(
     progress: bool = True,
     encoder: Any = None,
     device: str = "cpu",
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Reduce every CT volume under ``dataset_dir`` (:func:`~medssl_monai.data.ct_volumes.discover_volumes`) and write
     the manifest, summary and errors (see the module docstring) into ``output_dir``. Returns the summary.
@@ -154,6 +155,9 @@ def reduce_dataset(
             repeated to its C input channels), or the path of a TorchScript file (``torch.jit.save``). The deep method always runs in this process (one volume after the
             other; the network parallelises within a volume): a model is not shipped to worker processes.
         device: DeepNet only: where the encoder runs.
+        threads: numba threads within one volume for the hash, SSIM and NMI kernels (same results). Volumes are the
+            usual parallel unit: keep ``workers x threads`` at most the core count; more threads help when a few
+            large volumes remain.
     """
     from tqdm.auto import tqdm
 
@@ -173,6 +177,8 @@ def reduce_dataset(
         raise ValueError(f"target_fraction must be in (0, 1], got {target_fraction}.")
     if n is not None and n < 1:
         raise ValueError(f"n must be >= 1, got {n}.")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}.")
     if window is not None:
         window = tuple(float(v) for v in window)
         if len(window) != 2 or not window[0] < window[1]:
@@ -183,6 +189,8 @@ def reduce_dataset(
 
     options: dict[str, Any] = {"method": method, "threshold": threshold, "target_fraction": target_fraction}
     options["variant"] = variant
+    if threads != 1:
+        options["threads"] = threads
     if n is not None:
         options["n"] = n
     if method == "deep":

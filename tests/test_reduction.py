@@ -149,6 +149,7 @@ def test_to_uint8_window_constant_and_float():
         (lambda: reduce_volume(np.zeros((2, 4, 4), np.uint8), method="nope"), "method"),
         (lambda: reduce_volume(np.zeros((2, 4, 4), np.uint8), method="deep"), "encoder"),
         (lambda: pairwise_ssim(np.zeros((2, 8, 8), np.uint8)), "11x11"),
+        (lambda: pairwise_ssim(np.zeros((2, 16, 16), np.uint8), data_range=0), "data_range must be a positive"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):
@@ -343,6 +344,11 @@ def test_screened_reduction_skips_refinement_when_bounds_separate_and_checks_the
         reduce_pairs(exact, threshold=0.5, bound=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="non-negative"):
         reduce_pairs(exact, threshold=0.5, bound=-np.ones((3, 3)), refine=refine)
+    with pytest.raises(ValueError, match="shape"):
+        reduce_pairs(exact, threshold=0.5, bound=np.zeros((2, 2)), refine=refine)
+    asked.clear()  # released variant: only pairs of kept slices whose interval straddles the threshold are refined
+    keep = reduce_pairs(exact, threshold=0.45, variant="released", bound=np.full((3, 3), 0.1), refine=refine)
+    assert keep.tolist() == [True, False, True] and asked == []  # (1, 2) straddles, but slice 1 is gone by then
 
 
 def test_ssim_screen_bound_hand_checked():

@@ -165,3 +165,18 @@ def test_reduce_volume_ssim_screened_keeps_the_exact_matrix_keep_set(seed):
     assert reduce_volume(x, "ssim", threshold=0.5, target_fraction=0.3, threads=2).tolist() == (
         reduce_pairs(exact, threshold=0.5, target_fraction=0.3).tolist()
     )
+
+
+def test_screened_ssim_with_many_identical_slices():
+    """Identical slices tie at exactly 1, so every such pair is refined: the refinement answers 1.0 at once (the
+    exact kernel's value, checked) and the keep-set is still the exact matrix's."""
+    from medssl_monai.reduction.similarity import screen_ssim
+
+    rng = np.random.default_rng(5)
+    x = to_uint8(_ct_int16(rng, n=4, h=40, w=40))
+    x = np.concatenate([np.repeat(x[:1], 12, axis=0), x[1:], x[:1]])
+    exact = pairwise_ssim(x)
+    _, _, refine = screen_ssim(x)
+    assert refine(0, 5) == exact[0, 5] == 1.0 and refine(0, 13) == exact[0, 13] != 1.0
+    for f in (0.1, 0.5):
+        assert reduce_volume(x, "ssim", target_fraction=f).tolist() == reduce_pairs(exact, target_fraction=f).tolist()

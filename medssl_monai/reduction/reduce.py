@@ -92,8 +92,8 @@ def _reduce_screened(
     are kept is refined (its exact value ``v``, which must lie in ``[approx - bound, hi]``) and waits in a heap
     keyed by ``(-v, i, j)``; a refined pair is acted on only when its key precedes the next unrefined ``hi``, so
     it is the next pair of the exact order among all pairs not yet visited, and pairs are acted on in exactly the
-    exact variant's order. Keys only decrease, so a pair skipped because a slice is gone would also have been
-    skipped by the exact walk. Pairs with ``hi`` below the threshold are never similar and never looked at. A pair
+    exact variant's order. Kept slices are only ever dropped, so a pair skipped because a slice is gone would also
+    have been skipped at its turn in the exact walk. Pairs with ``hi`` below the threshold are never similar and never looked at. A pair
     whose lower end exceeds the upper end of every other pair still in play (the best refined one and the next
     unrefined one with both slices kept) and clears the threshold is next in the exact order without being refined.
     """
@@ -151,18 +151,22 @@ def reduce_pairs(
     Give ``threshold``, ``target_fraction`` or both (stop at whichever is reached first); neither raises
     ``ValueError``. Only the upper triangle is read. ``variant="released"`` needs a threshold and no target.
 
-    Screened input: with ``bound`` ((N, N), ``|similarity - exact| <= bound``) and ``refine(i, j)`` (the exact
-    value of pair ``i < j``), the result is the keep-set of the exact matrix, computed with exact values only
-    where the bound leaves the order (exact variant, :func:`_reduce_screened`) or the threshold test (released
-    variant) open. A refined value outside its interval raises ``RuntimeError``.
+    Screened input: with ``bound`` ((N, N)) and ``refine(i, j)`` (the exact value of pair ``i < j``), where
+    ``similarity - bound <= exact <= similarity + bound`` holds with both ends as computed in float64 (a bound with
+    a little slack, as :func:`~medssl_monai.reduction.similarity.ssim_screen_bound` has), the result is the
+    keep-set of the exact matrix, computed with exact values only where the bound leaves the order (exact variant,
+    :func:`_reduce_screened`) or the threshold test (released variant, pairs of kept slices) open. A refined value
+    outside its interval raises ``RuntimeError``.
     """
     sim = check_square(similarity)
     if (bound is None) != (refine is None):
         raise ValueError("give both bound and refine (screened similarities) or neither.")
     if bound is not None:
         bound = check_square(bound, "bound")
-        if bound.shape != sim.shape or (bound < 0).any():
-            raise ValueError(f"bound must be a non-negative {sim.shape} matrix, got shape {bound.shape}.")
+        if bound.shape != sim.shape:
+            raise ValueError(f"bound must have the similarity's shape {sim.shape}, got {bound.shape}.")
+        if (np.triu(bound, k=1) < 0).any():
+            raise ValueError("bound must be non-negative (upper triangle).")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
     if threshold is None and target_fraction is None:
@@ -174,16 +178,16 @@ def reduce_pairs(
     if variant == "released":
         if threshold is None or target_fraction is not None:
             raise ValueError("the released variant takes a threshold only (no target_fraction).")
-        if bound is not None:  # decide "similar" exactly where the bound straddles the threshold
-            b = bound
-            sim = sim.copy()
-            for i, j in zip(*np.nonzero(np.triu(np.abs(sim - threshold) <= b, k=1))):
-                i, j = int(i), int(j)
-                sim[i, j] = _refined(refine(i, j), i, j, sim[i, j] - b[i, j], sim[i, j] + b[i, j])
         for i in range(n):
             if keep[i]:
                 later = np.arange(i + 1, n)
-                keep[later[keep[i + 1 :] & (sim[i, i + 1 :] >= threshold)]] = False
+                similar = sim[i, i + 1 :] >= threshold
+                if bound is not None:  # decide exactly where the bound straddles the threshold (kept slices only)
+                    b = bound[i, i + 1 :]
+                    for j in later[keep[i + 1 :] & (np.abs(sim[i, i + 1 :] - threshold) <= b)].tolist():
+                        lo, hi = sim[i, j] - bound[i, j], sim[i, j] + bound[i, j]
+                        similar[j - i - 1] = _refined(refine(i, j), i, j, lo, hi) >= threshold
+                keep[later[keep[i + 1 :] & similar]] = False
         return keep
     goal = target_count(n, target_fraction) if target_fraction is not None else 1
     if n <= goal:

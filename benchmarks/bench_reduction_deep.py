@@ -17,22 +17,12 @@ import os
 import platform
 import time
 
-import nrrd
 import numpy as np
 import torch
+from bench_reduction_hash import PAPER_SLICES, _ct_slices  # same slices as the HASH benchmark (this folder)
 from monai.networks.nets import resnet50
 
 from medssl_monai.reduction import dhash_slices, embed, pairwise_cosine, reduce_pairs, to_uint8
-from medssl_monai.utils import shared_data_dir
-
-PAPER_SLICES = 541_439
-
-
-def _ct_slices(n: int) -> np.ndarray:
-    root = shared_data_dir() / "pyradiomics_testcases"
-    vols = [np.moveaxis(nrrd.read(str(root / f"lung{i}_image.nrrd"))[0], -1, 0) for i in (1, 2)]
-    stack = np.concatenate(vols).astype(np.int16)
-    return np.ascontiguousarray(np.resize(stack, (n, *stack.shape[1:])))
 
 
 def _timed(f) -> tuple[float, object]:

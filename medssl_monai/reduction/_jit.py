@@ -22,11 +22,12 @@ Exactness arguments (the tests compare every kernel with its numpy path and with
 * NMI: integer joint histograms (exact), ``c log c`` summed per row of the table in four interleaved partial sums,
   then over rows (a fixed order, not the compiler's); a marginal entropy is the joint entropy of the slice with
   itself, so identical slices give exactly 2.
-* SSIM, :func:`ssim_matrix` with float64 maps (``pairwise_ssim``): float64 throughout like the numpy path (agreement with scikit-image ~1e-15, the float64 rounding of a
-  different operation order); the per-pixel formula is written so that identical slices give exactly 1. Pairs go
-  in tiles, strip by strip of map rows (cache blocking); every row is computed alike and summed in row order, so
-  the tiling does not change a bit. The same kernel instantiated for float32 maps and weights is the screening
-  pass of the reduction (products are exact in float32; the error bound is ``similarity.ssim_screen_bound``).
+* SSIM, :func:`ssim_matrix` with float64 maps (``pairwise_ssim``): float64 throughout like the numpy path
+  (agreement with scikit-image ~1e-15, the float64 rounding of a different operation order); the per-pixel
+  formula is written so that identical slices give exactly 1. Pairs go in tiles, strip by strip of map rows (cache
+  blocking); every row is computed alike and summed in row order, so the tiling does not change a bit. The same
+  kernel instantiated for float32 maps and weights is the screening pass of the reduction (products are exact in
+  float32; the error bound is ``similarity.ssim_screen_bound``).
 """
 
 from __future__ import annotations

@@ -93,9 +93,10 @@ def _reduce_screened(
     keyed by ``(-v, i, j)``; a refined pair is acted on only when its key precedes the next unrefined ``hi``, so
     it is the next pair of the exact order among all pairs not yet visited, and pairs are acted on in exactly the
     exact variant's order. Kept slices are only ever dropped, so a pair skipped because a slice is gone would also
-    have been skipped at its turn in the exact walk. Pairs with ``hi`` below the threshold are never similar and never looked at. A pair
-    whose lower end exceeds the upper end of every other pair still in play (the best refined one and the next
-    unrefined one with both slices kept) and clears the threshold is next in the exact order without being refined.
+    have been skipped at its turn in the exact walk. Pairs with ``hi`` below the threshold are never similar and
+    never looked at. A pair whose lower end exceeds the upper end of every other pair still in play (the best
+    refined one and the next unrefined one with both slices kept) and clears the threshold is next in the exact
+    order without being refined.
     """
     n = len(approx)
     ii, jj = np.triu_indices(n, k=1)

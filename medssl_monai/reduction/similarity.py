@@ -168,8 +168,9 @@ def ssim_screen_bound(sq_sums: np.ndarray, n_valid: int, c2: float) -> np.ndarra
     filter of exact non-negative float32 products, relative error ``gamma_24``; only ``C`` cancels, with absolute
     error at most ``2 gamma_30 (E + m) + u C2``. With ``|S| <= 1``, ``A <= B`` and ``D >= C2`` the per-pixel
     error is at most ``gamma_24 + 2 gamma_32 (E + m) / C2`` (counts rounded up to cover the float32 rounding of the
-    float64 maps, of the weights and of ``C1``, ``C2``). Over the valid pixels ``sum E <= sum x y`` (filter weights sum to 1) and
-    ``sum m <= sqrt(sum mu_x^2 sum mu_y^2) <= sqrt(sum x^2 sum y^2)`` (Cauchy-Schwarz, Jensen), so the mean is off
+    float64 maps, of the weights and of ``C1``, ``C2``). Over the valid pixels ``sum E <= sum x y`` (filter weights
+    sum to 1) and ``sum m <= sqrt(sum mu_x^2 sum mu_y^2) <= sqrt(sum x^2 sum y^2)`` (Cauchy-Schwarz, Jensen), so the
+    mean is off
     by at most ``gamma_24 + 4 gamma_32 sqrt(Q_x Q_y) / (n_valid C2)``, plus ``1e-10`` for the float64 rounding of
     the exact value itself (~1e-15 observed). Loose by design (errors ~400x smaller on CT slices, >= 10x smaller on
     the worst inputs found, bright flat pairs): it only decides which pairs are recomputed in float64.
@@ -187,9 +188,10 @@ def screen_ssim(
     ``approx`` is the fused pair kernel evaluated in float32 (about twice as fast as float64: twice the SIMD width,
     half the memory traffic of the per-slice maps), ``bound`` is :func:`ssim_screen_bound`, and ``exact(i, j)``
     returns the float64 value that :func:`pairwise_ssim` gives pair ``(i, j)``, bit for bit (same routines, the
-    two slices' map rows recomputed alongside: a few pairs' work; identical slices: exactly 1 at once). :func:`~medssl_monai.reduction.reduce_pairs` with
-    ``bound`` and ``refine=exact`` then returns the keep-set of the exact matrix while recomputing only the pairs
-    whose order the bound leaves open. Needs numba (``medssl_monai[fast]``).
+    two slices' map rows recomputed alongside: a few pairs' work; identical slices: exactly 1 at once).
+    :func:`~medssl_monai.reduction.reduce_pairs` with ``bound`` and ``refine=exact`` then returns the keep-set of the
+    exact matrix while recomputing only the pairs whose order the bound leaves open. Needs numba
+    (``medssl_monai[fast]``).
     """
     if not _jit.use_numba():
         raise RuntimeError("screen_ssim needs the numba kernels (pip install 'medssl_monai[fast]').")

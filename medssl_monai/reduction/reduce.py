@@ -99,14 +99,10 @@ def _reduce_screened(
     order without being refined.
     """
     n = len(approx)
-    ii, jj = np.triu_indices(n, k=1)
-    hi = approx[ii, jj] + bound[ii, jj]
-    lo = approx[ii, jj] - bound[ii, jj]
-    if threshold is not None:
-        sel = hi >= threshold
-        ii, jj, hi, lo = ii[sel], jj[sel], hi[sel], lo[sel]
-    order = np.lexsort((jj, ii, -hi))
-    ii, jj, hi, lo = ii[order].tolist(), jj[order].tolist(), hi[order].tolist(), lo[order].tolist()
+    upper = approx + bound
+    ii, jj = _sorted_pairs(upper, threshold)  # by upper end, pairs whose upper end is under the threshold left out
+    hi, lo = upper[ii, jj].tolist(), (approx - bound)[ii, jj].tolist()
+    ii, jj = ii.tolist(), jj.tolist()
     kept = bytearray(b"\x01") * n
     remaining = n
     ready: list[tuple[float, int, int]] = []  # refined pairs: (-exact, i, j)

@@ -1,5 +1,6 @@
 """dHash of 512x512 int16 CT slices: ours (dhash_slices: to_uint8 fused into the batched dhash kernel; and
-to_uint8 + dhash as two calls) against to_uint8 + imagehash.dhash per slice,
+to_uint8 + dhash as two calls; the VNNI kernel where the CPU has it, and the float32 kernel it replaces, forced with
+MEDSSL_NO_VNNI=1, in the same run) against to_uint8 + imagehash.dhash per slice,
 with identical hashes asserted, slices/s, the ratio, the memory-bandwidth bound and a projection to the paper's
 PET-CT set (541,439 slices; Wolf et al. 2024 Sec. 3.2: HASH "less than 30 minutes" on an AMD Ryzen 9 5900X).
 
@@ -21,7 +22,7 @@ import nrrd
 import numpy as np
 from PIL import Image
 
-from medssl_monai.reduction import _jit, dhash, dhash_slices, to_uint8
+from medssl_monai.reduction import _jit, _vnni, dhash, dhash_slices, to_uint8
 from medssl_monai.utils import shared_data_dir
 
 PAPER_SLICES = 541_439
@@ -74,12 +75,22 @@ def main() -> None:
     def baseline(k):
         return [int(str(imagehash.dhash(Image.fromarray(to_uint8(s[None])[0]))), 16) for s in x[:k]]
 
+    def float32_kernel(threads=1):
+        os.environ["MEDSSL_NO_VNNI"] = "1"
+        try:
+            return dhash_slices(x, threads=threads)
+        finally:
+            del os.environ["MEDSSL_NO_VNNI"]
+
     mine = ours()
     ref = baseline(nb)
     assert mine[:nb].tolist() == ref, "hashes differ from imagehash"
     assert np.array_equal(mine, ours(2)) and np.array_equal(mine, ours_two_calls()), "our paths disagree"
+    assert np.array_equal(mine, float32_kernel()) and np.array_equal(mine, float32_kernel(2)), "kernels disagree"
     t_ours = _best(ours, args.repeats) / args.slices
     t_ours2 = _best(lambda: ours(2), args.repeats) / args.slices
+    t_f32 = _best(float32_kernel, args.repeats) / args.slices
+    t_f32_2 = _best(lambda: float32_kernel(2), args.repeats) / args.slices
     t_two = _best(ours_two_calls, args.repeats) / args.slices
     t_base = _best(lambda: baseline(nb), max(1, args.repeats - 1)) / nb
     t_conv = _best(lambda: to_uint8(x), args.repeats) / args.slices
@@ -89,7 +100,8 @@ def main() -> None:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; other job running: "
         f"{_other_jobs()}; {args.slices} int16 512x512 slices (lung1/lung2 tiled); baseline on {nb}; "
-        f"identical hashes: True; numba kernels: {_jit.use_numba()}"
+        f"identical hashes: True; numba kernels: {_jit.use_numba()}; "
+        f"kernel: {'VNNI (exact integer)' if _vnni.available() else 'float32 (no VNNI on this CPU)'}"
     )
     print(
         f"copy bandwidth {bw / 1e9:.1f} GB/s (read+write); read bound {bound * 1e6:.1f} us/slice "
@@ -100,6 +112,8 @@ def main() -> None:
         ("to_uint8 + imagehash.dhash per slice (baseline)", t_base),
         ("ours: dhash_slices (conversion fused), 1 thread", t_ours),
         ("ours: dhash_slices, 2 threads", t_ours2),
+        ("ours: dhash_slices, float32 kernel (MEDSSL_NO_VNNI=1), 1 thread", t_f32),
+        ("ours: dhash_slices, float32 kernel (MEDSSL_NO_VNNI=1), 2 threads", t_f32_2),
         ("ours: to_uint8 + dhash (two calls), 1 thread", t_two),
         ("  of which to_uint8", t_conv),
     ]:

@@ -66,9 +66,12 @@ def test_fused_dhash_other_dtypes(monkeypatch, dtype):
     )
 
 
+@pytest.mark.parametrize("vnni", ["0", "1"])
 @pytest.mark.parametrize("shape", [(512, 512), (100, 37), (37, 100), (64, 1500), (20, 21)])
-def test_dhash_kernel_random_slices_equal_imagehash(shape):
-    """Random 8-bit slices put many first-pass sums near a rounding boundary (the exact float64 re-check)."""
+def test_dhash_kernel_random_slices_equal_imagehash(monkeypatch, shape, vnni):
+    """Random 8-bit slices put many first-pass sums near a rounding boundary (the float32 kernel's exact float64
+    re-check); both kernels (VNNI where the CPU has it, and the float32 one forced by MEDSSL_NO_VNNI=1)."""
+    monkeypatch.setenv("MEDSSL_NO_VNNI", vnni)
     x = np.random.default_rng(sum(shape)).integers(0, 256, (12, *shape), dtype=np.uint8)
     assert dhash(x).tolist() == [int(str(imagehash.dhash(Image.fromarray(s))), 16) for s in x]
 
@@ -96,24 +99,28 @@ def test_ssim_nmi_kernels_equal_fallback_and_skimage(monkeypatch):
     assert reduce_pairs(ps, threshold=1.0).tolist() == [True] * 6 + [False]  # the duplicate goes, exactly
 
 
-def test_serial_and_parallel_kernels_are_distinct_functions():
+@pytest.mark.parametrize("module", ["_jit", "_vnni"])
+def test_serial_and_parallel_kernels_are_distinct_functions(module):
     """numba's on-disk cache is keyed by a function's bytecode and signature, not by ``parallel=True``: a serial and
     a parallel dispatcher of one Python function load each other's machine code (the first compiled wins, and
     ``threads=`` silently does nothing or runs the 1-thread path on every core). Every cached dispatcher in
-    ``_jit`` must therefore wrap its own function."""
+    ``_jit`` and ``_vnni`` must therefore wrap its own function."""
+    import importlib
+
     from numba.core.registry import CPUDispatcher
 
-    from medssl_monai.reduction import _jit
-
-    dispatchers = [v for v in vars(_jit).values() if isinstance(v, CPUDispatcher)]
-    assert {"dhash_small", "dhash_small_parallel", "nmi_matrix_parallel", "ssim_matrix_parallel"} <= {
-        d.py_func.__name__ for d in dispatchers
-    }
+    mod = importlib.import_module(f"medssl_monai.reduction.{module}")
+    dispatchers = [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)]
+    expected = {"dhash_small", "dhash_small_parallel"}
+    if module == "_jit":
+        expected |= {"nmi_matrix_parallel", "ssim_matrix_parallel"}
+    assert expected <= {d.py_func.__name__ for d in dispatchers}
     codes = [d.py_func.__code__ for d in dispatchers]
     assert len(set(map(id, codes))) == len(codes)
-    for serial, parallel in [("dhash_small", "dhash_small_parallel"), ("nmi_matrix", "nmi_matrix_parallel")]:
-        assert not getattr(_jit, serial).targetoptions.get("parallel")
-        assert getattr(_jit, parallel).targetoptions.get("parallel")
+    pairs = [("dhash_small", "dhash_small_parallel")] + ([("nmi_matrix", "nmi_matrix_parallel")] * (module == "_jit"))
+    for serial, parallel in pairs:
+        assert not getattr(mod, serial).targetoptions.get("parallel")
+        assert getattr(mod, parallel).targetoptions.get("parallel")
 
 
 def _adversarial_stack(rng) -> np.ndarray:

@@ -18,7 +18,8 @@ Exactness arguments (the tests compare every kernel with its numpy path and with
   Sec. 3.1), and ``sum |u w| <= 255 sum |w|``. Pillow's value is ``floor(S + 1/2)`` of the exact ``S = sum u w``;
   where ``[acc - B, acc + B] + 1/2`` contains no integer the float32 ``acc`` gives it; otherwise (about 1 % of the
   values of a 512-wide row) that one value is recomputed exactly in float64 (integers below 2**53). The second pass
-  and the bits are exact float64 integer sums.
+  and the bits are exact float64 integer sums. On CPUs with VNNI, :mod:`~medssl_monai.reduction._vnni` replaces this
+  kernel (exact integer sums, same values).
 * NMI: integer joint histograms (exact), ``c log c`` summed per row of the table in four interleaved partial sums,
   then over rows (a fixed order, not the compiler's); a marginal entropy is the joint entropy of the slice with
   itself, so identical slices give exactly 2.
@@ -90,7 +91,8 @@ if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True, error_model="numpy")  # d > 0 where divided: no ZeroDivisionError branch
     def _convert_row(row, lo, hi, f32_path, clip, out):
-        """One row to its 8-bit values (as float32), the operations of ``convert._convert_one`` in order."""
+        """One row to its 8-bit values (into float32 or uint8 ``out``), the operations of ``convert._convert_one`` in
+        order."""
         d = hi - lo
         w = row.shape[0]
         if d <= 0:
@@ -107,7 +109,7 @@ if HAVE_NUMBA:
                     t = min(max(t, np.float32(0.0)), d32)
                 t = t * s32
                 t = t + h32
-                out[c] = np.float32(np.int32(t))  # truncation == floor: t > 0
+                out[c] = np.int32(t)  # truncation == floor: t > 0; exact in float32 / uint8
         else:
             for c in range(w):
                 t = np.float64(row[c])
@@ -117,7 +119,7 @@ if HAVE_NUMBA:
                 t = t * 255.0
                 t = t / d
                 t = t + 0.5
-                out[c] = np.float32(np.floor(t))
+                out[c] = np.floor(t)  # 0..255: exact in float32 / uint8
 
     # fast-math on the dot products only: their terms are finite (0..255 times finite weights), so the flags that
     # assume no NaN / inf change nothing, and reassociation is what lets LLVM vectorise the sum (the error bound

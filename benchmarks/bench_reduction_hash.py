@@ -22,7 +22,7 @@ import nrrd
 import numpy as np
 from PIL import Image
 
-from medssl_monai.reduction import _jit, _vnni, dhash, dhash_slices, hashing, to_uint8
+from medssl_monai.reduction import _jit, _jit_hash, dhash, dhash_slices, hashing, to_uint8
 from medssl_monai.utils import shared_data_dir
 
 PAPER_SLICES = 541_439
@@ -51,13 +51,13 @@ def _kernel_in_cache(s: np.ndarray, repeats: int) -> float:
     hs, hl, hw32, hk64, hbound = hashing._band(s.shape[1], hashing.HASH_WIDTH)
     vs, _, _, vk64, _ = hashing._band(s.shape[0], hashing.HASH_HEIGHT)
     out = np.empty((1, hashing.HASH_HEIGHT, hashing.HASH_WIDTH))
-    if _vnni.available():
+    if _jit_hash.vnni_available():
         hband, vband = hashing._vnni_limbs(s.shape[1], 9), hashing._vnni_limbs(s.shape[0], 8)
         args = (one, True, None, True, hs, hband, vs, vband, out)
-        kernel = _vnni.dhash_small
+        kernel = _jit_hash.vnni_dhash_small
     else:
         args = (one, True, False, 0.0, 0.0, True, hs, hl, hw32, hk64, hbound, vs, vk64, out)
-        kernel = _jit.dhash_small
+        kernel = _jit_hash.dhash_small
     kernel(*args)
     return _best(lambda: [kernel(*args) for _ in range(200)], repeats) / 200
 
@@ -120,7 +120,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; other job running: "
         f"{_other_jobs()}; {args.slices} int16 512x512 slices (lung1/lung2 tiled); baseline on {nb}; "
         f"identical hashes: True; numba kernels: {_jit.use_numba()}; "
-        f"kernel: {'VNNI (exact integer)' if _vnni.available() else 'float32 (no VNNI on this CPU)'}"
+        f"kernel: {'VNNI (exact integer)' if _jit_hash.vnni_available() else 'float32 (no VNNI on this CPU)'}"
     )
     print(
         f"copy bandwidth {bw / 1e9:.1f} GB/s (read+write); read bound {bound * 1e6:.1f} us/slice "

@@ -99,28 +99,52 @@ def test_ssim_nmi_kernels_equal_fallback_and_skimage(monkeypatch):
     assert reduce_pairs(ps, threshold=1.0).tolist() == [True] * 6 + [False]  # the duplicate goes, exactly
 
 
-@pytest.mark.parametrize("module", ["_jit", "_vnni"])
-def test_serial_and_parallel_kernels_are_distinct_functions(module):
-    """numba's on-disk cache is keyed by a function's bytecode and signature, not by ``parallel=True``: a serial and
-    a parallel dispatcher of one Python function load each other's machine code (the first compiled wins, and
-    ``threads=`` silently does nothing or runs the 1-thread path on every core). Every cached dispatcher in
-    ``_jit`` and ``_vnni`` must therefore wrap its own function."""
+_PAIRS = {
+    "_jit": [("nmi_matrix", "nmi_matrix_parallel"), ("ssim_matrix", "ssim_matrix_parallel")],
+    "_jit_hash": [("dhash_small", "dhash_small_parallel"), ("vnni_dhash_small", "vnni_dhash_small_parallel")],
+}
+
+
+def _dispatchers(module: str):
     import importlib
 
     from numba.core.registry import CPUDispatcher
 
     mod = importlib.import_module(f"medssl_monai.reduction.{module}")
-    dispatchers = [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)]
-    expected = {"dhash_small", "dhash_small_parallel"}
-    if module == "_jit":
-        expected |= {"nmi_matrix_parallel", "ssim_matrix_parallel"}
-    assert expected <= {d.py_func.__name__ for d in dispatchers}
+    return mod, [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)]
+
+
+@pytest.mark.parametrize("module", sorted(_PAIRS))
+def test_serial_and_parallel_kernels_are_distinct_functions(module):
+    """numba's on-disk cache is keyed by a function's bytecode and signature, not by ``parallel=True``: a serial and
+    a parallel dispatcher of one Python function load each other's machine code (the first compiled wins, and
+    ``threads=`` silently does nothing or runs the 1-thread path on every core). Every cached dispatcher in
+    ``_jit`` and ``_jit_hash`` must therefore wrap its own function."""
+    mod, dispatchers = _dispatchers(module)
+    assert {name for pair in _PAIRS[module] for name in pair} <= {d.py_func.__name__ for d in dispatchers}
     codes = [d.py_func.__code__ for d in dispatchers]
     assert len(set(map(id, codes))) == len(codes)
-    pairs = [("dhash_small", "dhash_small_parallel")] + ([("nmi_matrix", "nmi_matrix_parallel")] * (module == "_jit"))
-    for serial, parallel in pairs:
+    for serial, parallel in _PAIRS[module]:
         assert not getattr(mod, serial).targetoptions.get("parallel")
         assert getattr(mod, parallel).targetoptions.get("parallel")
+
+
+@pytest.mark.parametrize("module", sorted(_PAIRS))
+def test_kernels_call_compiled_functions_of_their_own_file_only(module):
+    """numba's disk cache notices edits only to the file a function is defined in: a cached kernel that called a
+    compiled function of another file would keep a stale copy of it after an edit there."""
+    from numba.core.extending import _Intrinsic
+    from numba.core.registry import CPUDispatcher
+
+    mod, dispatchers = _dispatchers(module)
+    for d in dispatchers:
+        for name in d.py_func.__code__.co_names:
+            obj = vars(mod).get(name)
+            if isinstance(obj, CPUDispatcher):
+                assert obj.py_func.__module__ == mod.__name__, (d.py_func.__name__, name)
+            elif isinstance(obj, _Intrinsic):
+                assert obj._defn.__module__ == mod.__name__, (d.py_func.__name__, name)
+        assert d.py_func.__closure__ is None  # closure cells would enter the cache key
 
 
 def _adversarial_stack(rng) -> np.ndarray:

@@ -5,21 +5,13 @@ path that gives the same bits, and uses these kernels only when numba imports (`
 variable ``MEDSSL_NO_NUMBA`` is unset. Kernels compile on first use (about 1-3 s per input dtype; ``cache=True``
 keeps the machine code next to this file for later processes) and run single-threaded by default: volumes are
 the parallel unit (:mod:`~medssl_monai.reduction.run`); ``threads=k`` calls the ``*_parallel`` variant, a separate
-function because numba's cache key ignores ``parallel=True``.
+function because numba's cache key ignores ``parallel=True``. numba's disk cache notices edits only to the file a
+function is defined in, so a cached kernel calls compiled functions of its own file only: this file holds the NMI and
+SSIM kernels, :mod:`~medssl_monai.reduction._jit_hash` those of the 8-bit conversion and dHash.
 
 Exactness arguments (the tests compare every kernel with its numpy path and with imagehash / scikit-image):
 
-* 8-bit conversion: the same float32 / float64 operations in the same order as
-  :func:`~medssl_monai.reduction.to_uint8` (no fast-math flags on them), hence the same bits.
-* dHash, first (horizontal) Pillow pass: float32 dot products of the 8-bit row with ``w = k / 2**22`` (Pillow's
-  fixed-point weights ``k``, so ``w`` is exact in float32), summed in any order (SIMD). The error of a float32 sum of
-  ``n`` products, in any order and with or without fused multiply-add, is at most ``gamma_n * sum |u w|`` with
-  ``gamma_n = n 2**-24 / (1 - n 2**-24)`` (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed.,
-  Sec. 3.1), and ``sum |u w| <= 255 sum |w|``. Pillow's value is ``floor(S + 1/2)`` of the exact ``S = sum u w``;
-  where ``[acc - B, acc + B] + 1/2`` contains no integer the float32 ``acc`` gives it; otherwise (about 1 % of the
-  values of a 512-wide row) that one value is recomputed exactly in float64 (integers below 2**53). The second pass
-  and the bits are exact float64 integer sums. On CPUs with VNNI, :mod:`~medssl_monai.reduction._vnni` replaces this
-  kernel (exact integer sums, same values).
+* 8-bit conversion and dHash: :mod:`~medssl_monai.reduction._jit_hash`.
 * NMI: integer joint histograms (exact), ``c log c`` summed per row of the table in four interleaved partial sums,
   then over rows (a fixed order, not the compiler's); a marginal entropy is the joint entropy of the slice with
   itself, so identical slices give exactly 2.
@@ -55,7 +47,6 @@ def use_numba() -> bool:
 
 
 KERNEL_DTYPES = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"))
-F32_MAX_RANGE = 1 << 12  # to_uint8's float32 path (convert._F32_MAX_RANGE)
 
 
 def run_threaded(serial, parallel, threads: int, *args) -> None:
@@ -72,188 +63,7 @@ def run_threaded(serial, parallel, threads: int, *args) -> None:
         numba.set_num_threads(old)
 
 
-_HALF = 2097152.0  # 2**21
-_INV_ONE = 1.0 / 4194304.0  # 2**-22
-
-
 if HAVE_NUMBA:
-
-    @njit(cache=True, nogil=True)
-    def _minmax(s):
-        lo = s[0, 0]
-        hi = s[0, 0]
-        for r in range(s.shape[0]):
-            for c in range(s.shape[1]):
-                v = s[r, c]
-                lo = min(lo, v)
-                hi = max(hi, v)
-        return np.float64(lo), np.float64(hi)
-
-    @njit(cache=True, nogil=True, error_model="numpy")  # d > 0 where divided: no ZeroDivisionError branch
-    def _convert_row(row, lo, hi, f32_path, clip, out):
-        """One row to its 8-bit values (into float32 or uint8 ``out``), the operations of ``convert._convert_one`` in
-        order."""
-        d = hi - lo
-        w = row.shape[0]
-        if d <= 0:
-            for c in range(w):
-                out[c] = np.float32(0.0)
-        elif f32_path:
-            lo32 = np.float32(lo)
-            d32 = np.float32(d)
-            s32 = np.float32(255.0 / d)
-            h32 = np.float32(0.5 + 0.25 / d)
-            for c in range(w):
-                t = np.float32(row[c]) - lo32
-                if clip:
-                    t = min(max(t, np.float32(0.0)), d32)
-                t = t * s32
-                t = t + h32
-                out[c] = np.int32(t)  # truncation == floor: t > 0; exact in float32 / uint8
-        else:
-            for c in range(w):
-                t = np.float64(row[c])
-                if clip:
-                    t = min(max(t, lo), hi)
-                t = t - lo
-                t = t * 255.0
-                t = t / d
-                t = t + 0.5
-                out[c] = np.floor(t)  # 0..255: exact in float32 / uint8
-
-    # fast-math on the dot products only: their terms are finite (0..255 times finite weights), so the flags that
-    # assume no NaN / inf change nothing, and reassociation is what lets LLVM vectorise the sum (the error bound
-    # holds for any summation order; the float64 sums are of integers below 2**53, exact in any order).
-    @njit(cache=True, nogil=True, fastmath=True)
-    def _dot32(a, w):
-        acc = np.float32(0.0)
-        for t in range(a.shape[0]):
-            acc += a[t] * w[t]
-        return acc
-
-    @njit(cache=True, nogil=True, fastmath=True)
-    def _dot32x4(a, b, c, d, w):
-        """Four rows against one weight vector: four independent sums share the weight loads."""
-        s0 = np.float32(0.0)
-        s1 = np.float32(0.0)
-        s2 = np.float32(0.0)
-        s3 = np.float32(0.0)
-        for t in range(w.shape[0]):
-            s0 += a[t] * w[t]
-            s1 += b[t] * w[t]
-            s2 += c[t] * w[t]
-            s3 += d[t] * w[t]
-        return s0, s1, s2, s3
-
-    @njit(cache=True, nogil=True, fastmath=True)
-    def _dot64(a, w):
-        acc = 0.0
-        for t in range(a.shape[0]):
-            acc += np.float64(a[t]) * w[t]
-        return acc
-
-    @njit(cache=True, nogil=True)
-    def _first_pass(rowf, nrows, hs, hl, hw32, tmp, r):
-        """Float32 sums of Pillow's horizontal pass for ``nrows`` (1 or 4) 8-bit rows ``rowf[q]`` (float32 values,
-        zero-padded) into ``tmp[:, r + q]``; rounded afterwards by :func:`_round_rows`."""
-        for o in range(hs.shape[0]):
-            st = hs[o]
-            n = hl[o]
-            w = hw32[o, :n]
-            if nrows == 4:
-                a0, a1, a2, a3 = _dot32x4(
-                    rowf[0, st : st + n], rowf[1, st : st + n], rowf[2, st : st + n], rowf[3, st : st + n], w
-                )
-                tmp[o, r] = a0
-                tmp[o, r + 1] = a1
-                tmp[o, r + 2] = a2
-                tmp[o, r + 3] = a3
-            else:
-                tmp[o, r] = _dot32(rowf[0, st : st + n], w)
-
-    @njit(cache=True, nogil=True)
-    def _round_rows(tmp, rowf, r, nrows, hs, hl, hk64, hbound):
-        """Pillow's ``clip8((2**21 + sum) >> 22)`` = ``clip(floor(S + 1/2))`` for the float32 sums of rows
-        ``r .. r + nrows - 1`` in ``tmp`` (in place). ``y = acc + 1/2`` and its fractional part are exact in float64;
-        the rounding is decided when no integer lies within the error bound ``b`` of ``y`` (``b < frac < 1 - b``);
-        otherwise (about 1 %) the sum is recomputed exactly in float64 from the 8-bit row still in ``rowf``."""
-        for o in range(tmp.shape[0]):
-            b = hbound[o]
-            for q in range(nrows):
-                y = tmp[o, r + q] + 0.5
-                f = np.floor(y)
-                frac = y - f
-                if not (frac > b and frac < 1.0 - b):
-                    st = hs[o]
-                    f = np.floor((_dot64(rowf[q, st : st + hl[o]], hk64[o, : hl[o]]) + _HALF) * _INV_ONE)
-                tmp[o, r + q] = min(max(f, 0.0), 255.0)
-
-    @njit(cache=True, nogil=True)
-    def _second_pass(tmp, vs, vk64, small):
-        """Pillow's vertical pass over the transposed first-pass result ``tmp`` (out_w, H + padding): exact."""
-        n = vk64.shape[1]
-        for o in range(vs.shape[0]):
-            for c in range(tmp.shape[0]):
-                acc = _dot64(tmp[c, vs[o] : vs[o] + n], vk64[o])
-                small[o, c] = min(max(np.floor((acc + _HALF) * _INV_ONE), 0.0), 255.0)
-
-    @njit(cache=True, nogil=True)
-    def _dhash_range(x, a, b, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
-        """Slices ``a .. b - 1`` of (N, H, W) ``x`` -> ``out[i]`` (out_h, out_w) float64 Pillow LANCZOS values,
-        horizontal pass first; with ``convert`` the rows go through ``to_uint8``'s arithmetic first (per-slice
-        min-max or the window). Rows are converted and filtered four at a time, and their sums rounded at once."""
-        _, h, w = x.shape
-        pad = hw32.shape[1]
-        rowf = np.zeros((4, w + pad), np.float32)  # zero tail: padded taps read zeros
-        tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
-        for i in range(a, b):
-            lo, hi = wlo, whi
-            if convert and not window:
-                lo, hi = _minmax(x[i])
-            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
-            r = 0
-            while r < h:
-                nrows = 4 if r + 4 <= h else 1
-                for q in range(nrows):
-                    if convert:
-                        _convert_row(x[i, r + q], lo, hi, f32_path, window, rowf[q])
-                    else:
-                        for c in range(w):
-                            rowf[q, c] = np.float32(x[i, r + q, c])
-                _first_pass(rowf, nrows, hs, hl, hw32, tmp, r)
-                _round_rows(tmp, rowf, r, nrows, hs, hl, hk64, hbound)
-                r += nrows
-            _second_pass(tmp, vs, vk64, out[i])
-
-    # Serial and parallel drivers are separate functions: numba's cache key is the function's bytecode and
-    # signature, not its flags, so ``njit(parallel=True)`` and ``njit()`` of one function would load each
-    # other's machine code from the cache (the first compiled wins).
-    @njit(cache=True, nogil=True)
-    def dhash_small(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
-        """All slices of ``x`` in one thread (:func:`_dhash_range`)."""
-        _dhash_range(x, 0, x.shape[0], convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
-
-    @njit(cache=True, nogil=True, parallel=True)
-    def dhash_small_parallel(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
-        """The slices handed out to the numba threads (:func:`_dhash_range` per slice)."""
-        for i in numba.prange(x.shape[0]):
-            _dhash_range(x, i, i + 1, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
-
-    @njit(cache=True, nogil=True)
-    def to_uint8_kernel(x, window, wlo, whi, int_dtype, out):
-        """``to_uint8`` slice by slice (same operations); ``out`` uint8 (N, H, W)."""
-        n, h, w = x.shape
-        rowf = np.empty(w, np.float32)
-        for i in range(n):
-            if window:
-                lo, hi = wlo, whi
-            else:
-                lo, hi = _minmax(x[i])
-            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
-            for r in range(h):
-                _convert_row(x[i, r], lo, hi, f32_path, window, rowf)
-                for c in range(w):
-                    out[i, r, c] = np.uint8(rowf[c])
 
     @njit(cache=True, nogil=True)
     def _joint_entropy(a, b, joint, hist, clogc, logp):
@@ -306,7 +116,9 @@ if HAVE_NUMBA:
         if codes.shape[0] - 2 - k > k:
             _nmi_row(codes, codes.shape[0] - 2 - k, marg, clogc, logp, joint, hist, out)
 
-    # NMI and SSIM matrices: (N, N) outputs. Serial and parallel drivers are separate functions (see dhash_small).
+    # NMI and SSIM matrices: (N, N) outputs. Serial and parallel drivers are separate functions: numba's cache
+    # key is the function's bytecode and signature, not its flags, so ``njit(parallel=True)`` and ``njit()`` of one
+    # function would load each other's machine code from the cache (the first compiled wins).
     @njit(cache=True, nogil=True)
     def nmi_matrix(codes, clogc, out):
         """(N, N) NMI ``(H(A) + H(B)) / H(A, B)`` of per-slice bin codes (N, P) uint8, entropies in nats from

@@ -31,11 +31,11 @@ float64, so the floor/clip reproduce Pillow's integer arithmetic bit for bit wit
 (checked against ``imagehash`` in the tests).
 
 With numba installed (extra ``medssl_monai[fast]``) the horizontal-first sizes (512x512 among them) go through one
-compiled kernel per slice instead (:mod:`~medssl_monai.reduction._jit`): band-limited float32 dot products of four
+compiled kernel per slice instead (:mod:`~medssl_monai.reduction._jit_hash`): band-limited float32 dot products of four
 rows at a time with ``k / 2**22``, each decided by a rigorous error bound or recomputed exactly in float64 when the
 bound cannot decide Pillow's rounding, then the exact vertical pass. :func:`dhash_slices` also fuses the 8-bit
 conversion into that kernel (one read of the int16 slice for min/max, one for conversion and the first pass). On
-CPUs with VNNI byte dot products the kernel of :mod:`~medssl_monai.reduction._vnni` runs instead: both passes in
+CPUs with VNNI byte dot products the kernel of :mod:`~medssl_monai.reduction._jit_hash` (VNNI) runs instead: both passes in
 exact integer arithmetic (Pillow's own sums), the next slice prefetched and its min/max taken during the current
 one (~1.9x faster on 512x512 int16 slices). Same bits as the numpy path and imagehash (tests);
 ``MEDSSL_NO_VNNI=1`` forces the float32 kernel, ``MEDSSL_NO_NUMBA=1`` the numpy path.
@@ -49,7 +49,7 @@ from functools import lru_cache
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import _jit, _vnni
+from . import _jit, _jit_hash
 from ._checks import check_stack
 from .convert import check_window, to_uint8
 
@@ -213,27 +213,27 @@ def _jit_applies(h: int, w: int) -> bool:
 @lru_cache(maxsize=64)
 def _vnni_limbs(in_size: int, out_size: int) -> tuple[np.ndarray, ...] | None:
     _, hl, _, hk64, _ = _band(in_size, out_size)
-    return _vnni.limbs(hk64, hl)
+    return _jit_hash.vnni_limbs(hk64, hl)
 
 
 def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray:
-    """Both Pillow passes in a numba kernel: the exact VNNI first pass where the CPU has it (``_vnni``), otherwise
-    the float32 one with its exact re-check (``_jit``); the same values either way."""
+    """Both Pillow passes in a numba kernel (``_jit_hash``): the exact integer VNNI kernel where the CPU has it,
+    otherwise the float32 one with its exact re-check; the same values either way."""
     hs, hl, hw32, hk64, hbound = _band(x.shape[2], HASH_WIDTH)
     vs, _, _, vk64, _ = _band(x.shape[1], HASH_HEIGHT)
     low, high = window if window is not None else (0.0, 0.0)
     small = np.empty((len(x), HASH_HEIGHT, HASH_WIDTH), dtype=np.float64)
     xc, int_dtype = np.ascontiguousarray(x), x.dtype.kind in "iu"
-    use_vnni = _vnni.available()
+    use_vnni = _jit_hash.vnni_available()
     hband = _vnni_limbs(x.shape[2], HASH_WIDTH) if use_vnni else None
     vband = _vnni_limbs(x.shape[1], HASH_HEIGHT) if use_vnni else None
     if hband is not None and vband is not None:
-        flags = (True if convert else None, (low, high) if window is not None else None)  # see _vnni._dhash_range
+        flags = (True if convert else None, (low, high) if window is not None else None)  # see _jit_hash._vnni_range
         args = (xc, *flags, int_dtype, hs, hband, vs, vband, small)
-        _jit.run_threaded(_vnni.dhash_small, _vnni.dhash_small_parallel, threads, *args)
+        _jit.run_threaded(_jit_hash.vnni_dhash_small, _jit_hash.vnni_dhash_small_parallel, threads, *args)
     else:
         args = (xc, convert, window is not None, low, high, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, small)
-        _jit.run_threaded(_jit.dhash_small, _jit.dhash_small_parallel, threads, *args)
+        _jit.run_threaded(_jit_hash.dhash_small, _jit_hash.dhash_small_parallel, threads, *args)
     return small
 
 

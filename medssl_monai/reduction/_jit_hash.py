@@ -133,14 +133,17 @@ def vnni_limbs(k: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...] | N
 if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True)
+    def _minmax_span(v, lo, hi):
+        """``(min(lo, v.min()), max(hi, v.max()))`` for a 1D ``v``."""
+        for e in range(v.shape[0]):
+            lo = min(lo, v[e])
+            hi = max(hi, v[e])
+        return lo, hi
+
+    @njit(cache=True, nogil=True)
     def _minmax(s):
-        lo = s[0, 0]
-        hi = s[0, 0]
-        for r in range(s.shape[0]):
-            for c in range(s.shape[1]):
-                v = s[r, c]
-                lo = min(lo, v)
-                hi = max(hi, v)
+        """Min and max of a C-contiguous slice, as float64."""
+        lo, hi = _minmax_span(s.reshape(-1), s[0, 0], s[0, 0])
         return np.float64(lo), np.float64(hi)
 
     @njit(cache=True, nogil=True, error_model="numpy")  # d > 0 where divided: no ZeroDivisionError branch
@@ -393,14 +396,6 @@ if HAVE_NUMBA:
             return context.get_dummy_value()
 
         return sig, codegen
-
-    @njit(cache=True, nogil=True)
-    def _minmax_span(v, lo, hi):
-        """``(min(lo, v.min()), max(hi, v.max()))`` for a 1D ``v``."""
-        for e in range(v.shape[0]):
-            lo = min(lo, v[e])
-            hi = max(hi, v[e])
-        return lo, hi
 
     @njit(cache=True, nogil=True)
     def _round8(s):

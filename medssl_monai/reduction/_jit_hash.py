@@ -427,7 +427,7 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
     def _vnni_range(x, a, b, convert, window, int_dtype, hs, hband, vs, vband, out):
         """Slices ``a .. b - 1`` of (N, H, W) ``x`` -> ``out[i]`` (out_h, out_w) Pillow LANCZOS values, like
-        ``_jit._dhash_range`` (same 8-bit conversion, same vertical pass) with the exact VNNI first pass, four rows
+        :func:`_dhash_range` (same 8-bit conversion) with exact VNNI sums in both passes, the first four rows
         at a time; slice ``i + 1 < b`` is prefetched while slice ``i`` is hashed.
 
         ``convert``: None (uint8 input, copied) or True (``to_uint8``'s arithmetic); ``window``: None (per-slice
@@ -478,7 +478,7 @@ if HAVE_NUMBA:
                 lo, hi = np.float64(nlo), np.float64(nhi)
             _vnni_vertical(tmp, groups, vs, vband, out[i])
 
-    # Serial and parallel drivers are separate functions (numba's cache key ignores ``parallel=True``: see _jit).
+    # Serial and parallel drivers are separate functions (numba's cache key ignores ``parallel=True``: see above).
     @njit(cache=True, nogil=True)
     def vnni_dhash_small(x, convert, window, int_dtype, hs, hband, vs, vband, out):
         """All slices of ``x`` in one thread (:func:`_vnni_range`)."""

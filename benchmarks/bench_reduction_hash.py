@@ -56,7 +56,7 @@ def _kernel_in_cache(s: np.ndarray, repeats: int) -> float:
         args = (one, True, None, True, hs, hband, vs, vband, out)
         kernel = _jit_hash.vnni_dhash_small
     else:
-        args = (one, True, False, 0.0, 0.0, True, hs, hl, hw32, hk64, hbound, vs, vk64, out)
+        args = (one, True, None, True, hs, hl, hw32, hk64, hbound, vs, vk64, out)
         kernel = _jit_hash.dhash_small
     kernel(*args)
     return _best(lambda: [kernel(*args) for _ in range(200)], repeats) / 200

@@ -27,7 +27,7 @@ the numpy path and with imagehash):
   for its min/max, then to convert it; while slice ``i`` is hashed, slice ``i + 1`` is prefetched a few cache lines
   per dot product and its min/max taken on lines prefetched a while before, so neither read waits for memory.
   Measured on a 2-core Sapphire-Rapids-class KVM guest (512x512 int16 lung CT): ~65 us per slice held in cache,
-  ~83 us streamed (the float32 kernel: ~110 and ~159 us).
+  ~82 us streamed (the float32 kernel: ~102 and ~132 us).
 * **float32** (``dhash_small``), everywhere else: float32 dot products of the 8-bit row with ``w = k / 2**22``
   (exact in float32), summed in any order (SIMD). The error of a float32 sum of ``n`` products, in any order and with
   or without fused multiply-add, is at most ``gamma_n * sum |u w|`` with ``gamma_n = n 2**-24 / (1 - n 2**-24)``
@@ -146,6 +146,24 @@ if HAVE_NUMBA:
         lo, hi = _minmax_span(s.reshape(-1), s[0, 0], s[0, 0])
         return np.float64(lo), np.float64(hi)
 
+    @njit(cache=True, nogil=True)
+    def _ahead(flat, pf, mm, end, lines, minmax, lo, hi):
+        """Work on the next slice (elements ``.. end - 1`` of the flat input) done between steps on the current one:
+        prefetch ``lines`` cache lines from element ``pf`` (up to ``lines - 1`` past ``end``: prefetches never
+        fault) and, with ``minmax``, fold ``lines`` lines from element ``mm`` on into the running ``(lo, hi)`` once
+        they were prefetched at least ``_MM_LAG`` lines before (in cache by now). Returns the advanced
+        ``pf, mm, lo, hi``; the caller folds what is left after its last step."""
+        step = max(1, 64 // flat.itemsize)  # elements per cache line
+        if pf < end:
+            for _ in range(lines):
+                _prefetch(flat, pf)
+                pf += step
+        n = lines * step
+        if minmax and mm + n <= min(pf - _MM_LAG * step, end):
+            lo, hi = _minmax_span(flat[mm : mm + n], lo, hi)
+            mm += n
+        return pf, mm, lo, hi
+
     @njit(cache=True, nogil=True, error_model="numpy")  # d > 0 where divided: no ZeroDivisionError branch
     def _convert_row(row, lo, hi, f32_path, clip, out):
         """One row to its 8-bit values (into float32 or uint8 ``out``), the operations of ``convert._convert_one`` in
@@ -255,46 +273,76 @@ if HAVE_NUMBA:
                 small[o, c] = min(max(np.floor((acc + _HALF) * _INV_ONE), 0.0), 255.0)
 
     @njit(cache=True, nogil=True)
-    def _dhash_range(x, a, b, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+    def _row32(row, convert, window, lo, hi, f32_path, out):
+        """One row into the float32 ``out``: copied (``convert`` None) or converted (clipped if ``window`` is set).
+        ``arg is None`` branches are pruned at compile time, so the clip flag reaches ``_convert_row`` as a constant
+        (a loop without that branch)."""
+        if convert is None:
+            for c in range(row.shape[0]):
+                out[c] = np.float32(row[c])
+        elif window is None:
+            _convert_row(row, lo, hi, f32_path, False, out)
+        else:
+            _convert_row(row, lo, hi, f32_path, True, out)
+
+    @njit(cache=True, nogil=True)
+    def _dhash_range(x, a, b, convert, window, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
         """Slices ``a .. b - 1`` of (N, H, W) ``x`` -> ``out[i]`` (out_h, out_w) float64 Pillow LANCZOS values,
-        horizontal pass first; with ``convert`` the rows go through ``to_uint8``'s arithmetic first (per-slice
-        min-max or the window). Rows are converted and filtered four at a time, and their sums rounded at once."""
+        horizontal pass first. ``convert``: None (8-bit input) or True (``to_uint8``'s arithmetic first);
+        ``window``: None (per-slice min-max) or ``(low, high)``; as None-or-not they are compile-time facts (see
+        :func:`_vnni_range`). Rows are converted and filtered four at a time, and their sums rounded at once; per
+        group of four rows, the next slice is prefetched and its min/max taken (:func:`_ahead`)."""
         _, h, w = x.shape
         pad = hw32.shape[1]
         rowf = np.zeros((4, w + pad), np.float32)  # zero tail: padded taps read zeros
         tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
+        flat = x.reshape(-1)
+        lines = _PREFETCH_LINES * hs.shape[0]  # as many lines per group as the VNNI kernel spreads over its group
+        lo, hi = 0.0, 0.0
+        if window is not None:
+            lo, hi = window
+        minmax = convert is not None and window is None
+        if minmax:
+            lo, hi = _minmax(x[a])
         for i in range(a, b):
-            lo, hi = wlo, whi
-            if convert and not window:
-                lo, hi = _minmax(x[i])
             f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
+            pf = mm = (i + 1) * h * w
+            pf_end = (i + 2) * h * w if i + 1 < b else pf
+            nlo = nhi = flat[min(pf, flat.shape[0] - 1)]
             r = 0
             while r < h:
-                nrows = 4 if r + 4 <= h else 1
-                for q in range(nrows):
-                    if convert:
-                        _convert_row(x[i, r + q], lo, hi, f32_path, window, rowf[q])
-                    else:
-                        for c in range(w):
-                            rowf[q, c] = np.float32(x[i, r + q, c])
+                if r + 4 <= h:  # a constant trip count
+                    for q in range(4):
+                        _row32(x[i, r + q], convert, window, lo, hi, f32_path, rowf[q])
+                    nrows = 4
+                else:
+                    _row32(x[i, r], convert, window, lo, hi, f32_path, rowf[0])
+                    nrows = 1
+                pf, mm, nlo, nhi = _ahead(flat, pf, mm, pf_end, lines, minmax, nlo, nhi)
                 _first_pass(rowf, nrows, hs, hl, hw32, tmp, r)
                 _round_rows(tmp, rowf, r, nrows, hs, hl, hk64, hbound)
                 r += nrows
+            if minmax and i + 1 < b:
+                nlo, nhi = _minmax_span(flat[mm:pf_end], nlo, nhi)
+                lo, hi = np.float64(nlo), np.float64(nhi)
             _second_pass(tmp, vs, vk64, out[i])
 
     # Serial and parallel drivers are separate functions: numba's cache key is the function's bytecode and
     # signature, not its flags, so ``njit(parallel=True)`` and ``njit()`` of one function would load each
     # other's machine code from the cache (the first compiled wins).
     @njit(cache=True, nogil=True)
-    def dhash_small(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+    def dhash_small(x, convert, window, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
         """All slices of ``x`` in one thread (:func:`_dhash_range`)."""
-        _dhash_range(x, 0, x.shape[0], convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
+        _dhash_range(x, 0, x.shape[0], convert, window, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
 
     @njit(cache=True, nogil=True, parallel=True)
-    def dhash_small_parallel(x, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
-        """The slices handed out to the numba threads (:func:`_dhash_range` per slice)."""
-        for i in numba.prange(x.shape[0]):
-            _dhash_range(x, i, i + 1, convert, window, wlo, whi, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
+    def dhash_small_parallel(x, convert, window, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out):
+        """Runs of consecutive slices handed out to the numba threads, as in :func:`vnni_dhash_small_parallel`."""
+        n = x.shape[0]
+        size = min(16, max(1, n // 32))
+        for k in numba.prange(-(-n // size)):
+            a = k * size
+            _dhash_range(x, a, min(a + size, n), convert, window, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, out)
 
     @njit(cache=True, nogil=True)
     def to_uint8_kernel(x, window, wlo, whi, int_dtype, out):
@@ -463,6 +511,7 @@ if HAVE_NUMBA:
                     for q in range(h - r):
                         _vnni_row(x[i, r + q], convert, window, lo, hi, f32_path, rows[q])
                 for o in range(hs.shape[0]):
+                    # _ahead, written out: as a call per dot product it costs ~12 us per 512x512 slice
                     if pf < pf_end:  # up to 7 lines past the next slice: prefetches never fault
                         for _ in range(_PREFETCH_LINES):
                             _prefetch(flat, pf)

@@ -227,12 +227,12 @@ def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray
     use_vnni = _jit_hash.vnni_available()
     hband = _vnni_limbs(x.shape[2], HASH_WIDTH) if use_vnni else None
     vband = _vnni_limbs(x.shape[1], HASH_HEIGHT) if use_vnni else None
+    flags = (True if convert else None, (low, high) if window is not None else None)  # see _jit_hash._vnni_range
     if hband is not None and vband is not None:
-        flags = (True if convert else None, (low, high) if window is not None else None)  # see _jit_hash._vnni_range
         args = (xc, *flags, int_dtype, hs, hband, vs, vband, small)
         _jit.run_threaded(_jit_hash.vnni_dhash_small, _jit_hash.vnni_dhash_small_parallel, threads, *args)
     else:
-        args = (xc, convert, window is not None, low, high, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, small)
+        args = (xc, *flags, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, small)
         _jit.run_threaded(_jit_hash.dhash_small, _jit_hash.dhash_small_parallel, threads, *args)
     return small
 

@@ -164,6 +164,32 @@ if HAVE_NUMBA:
             mm += n
         return pf, mm, lo, hi
 
+    @njit(cache=True, nogil=True)
+    def _f32_path(lo, hi, int_dtype):
+        """``to_uint8``'s float32 path applies: integer input and bounds, range at most ``F32_MAX_RANGE``."""
+        return int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
+
+    @njit(cache=True, nogil=True)
+    def _first_bounds(x, a, convert, window):
+        """The 8-bit conversion bounds of slice ``a`` (the window's, or the slice's min/max) and whether later slices
+        need their min/max (``convert`` / ``window`` as None-or-not: see :func:`_vnni_range`)."""
+        minmax = convert is not None and window is None
+        lo, hi = 0.0, 0.0
+        if window is not None:
+            lo, hi = window
+        elif minmax:
+            lo, hi = _minmax(x[a])
+        return lo, hi, minmax
+
+    @njit(cache=True, nogil=True)
+    def _next_slice(flat, i, b, size):
+        """Where the work on slice ``i + 1`` starts in the flat input: the prefetch / min-max cursor, the end (equal
+        to the cursor when ``i + 1`` is past the run ``.. b - 1``: nothing to do), and the min/max seed."""
+        pf = (i + 1) * size
+        end = (i + 2) * size if i + 1 < b else pf
+        seed = flat[min(pf, flat.shape[0] - 1)]
+        return pf, end, seed
+
     @njit(cache=True, nogil=True, error_model="numpy")  # d > 0 where divided: no ZeroDivisionError branch
     def _convert_row(row, lo, hi, f32_path, clip, out):
         """One row to its 8-bit values (into float32 or uint8 ``out``), the operations of ``convert._convert_one`` in
@@ -298,17 +324,11 @@ if HAVE_NUMBA:
         tmp = np.zeros((hs.shape[0], h + vk64.shape[1]), np.float64)  # transposed, zero tail
         flat = x.reshape(-1)
         lines = _PREFETCH_LINES * hs.shape[0]  # as many lines per group as the VNNI kernel spreads over its group
-        lo, hi = 0.0, 0.0
-        if window is not None:
-            lo, hi = window
-        minmax = convert is not None and window is None
-        if minmax:
-            lo, hi = _minmax(x[a])
+        lo, hi, minmax = _first_bounds(x, a, convert, window)
         for i in range(a, b):
-            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
-            pf = mm = (i + 1) * h * w
-            pf_end = (i + 2) * h * w if i + 1 < b else pf
-            nlo = nhi = flat[min(pf, flat.shape[0] - 1)]
+            f32_path = _f32_path(lo, hi, int_dtype)
+            pf, pf_end, nlo = _next_slice(flat, i, b, h * w)
+            mm, nhi = pf, nlo
             r = 0
             while r < h:
                 if r + 4 <= h:  # a constant trip count
@@ -354,7 +374,7 @@ if HAVE_NUMBA:
                 lo, hi = wlo, whi
             else:
                 lo, hi = _minmax(x[i])
-            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
+            f32_path = _f32_path(lo, hi, int_dtype)
             for r in range(h):
                 _convert_row(x[i, r], lo, hi, f32_path, window, rowf)
                 for c in range(w):
@@ -491,18 +511,12 @@ if HAVE_NUMBA:
         step = max(1, 64 // x.itemsize)  # elements per cache line
         span = _PREFETCH_LINES * step
         full = h - h % 4
-        lo, hi = 0.0, 0.0
-        if window is not None:
-            lo, hi = window
-        minmax = convert is not None and window is None
-        if minmax:
-            lo, hi = _minmax(x[a])
+        lo, hi, minmax = _first_bounds(x, a, convert, window)
         for i in range(a, b):
-            f32_path = int_dtype and np.floor(lo) == lo and np.floor(hi) == hi and hi - lo <= F32_MAX_RANGE
+            f32_path = _f32_path(lo, hi, int_dtype)
             # the next slice (elements pf .. pf_end - 1 of flat): prefetched, and its min/max taken, along the way
-            pf = mm = (i + 1) * h * w
-            pf_end = (i + 2) * h * w if i + 1 < b else pf
-            nlo = nhi = flat[min(pf, flat.shape[0] - 1)]
+            pf, pf_end, nlo = _next_slice(flat, i, b, h * w)
+            mm, nhi = pf, nlo
             for r in range(0, h, 4):
                 if r < full:  # a constant trip count
                     for q in range(4):

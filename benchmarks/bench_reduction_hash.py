@@ -47,17 +47,7 @@ def _best(f, repeats: int) -> float:
 def _kernel_in_cache(s: np.ndarray, repeats: int) -> float:
     """Seconds per call of the dHash kernel in use (VNNI or float32) on one slice, hashed 200 times in a row so that
     it stays in cache: the compute part of a slice, without memory reads or Python overhead (~25 us per call)."""
-    one = np.ascontiguousarray(s[None])
-    hs, hl, hw32, hk64, hbound = hashing._band(s.shape[1], hashing.HASH_WIDTH)
-    vs, _, _, vk64, _ = hashing._band(s.shape[0], hashing.HASH_HEIGHT)
-    out = np.empty((1, hashing.HASH_HEIGHT, hashing.HASH_WIDTH))
-    if _jit_hash.vnni_available():
-        hband, vband = hashing._vnni_limbs(s.shape[1], 9), hashing._vnni_limbs(s.shape[0], 8)
-        args = (one, True, None, True, hs, hband, vs, vband, out)
-        kernel = _jit_hash.vnni_dhash_small
-    else:
-        args = (one, True, None, True, hs, hl, hw32, hk64, hbound, vs, vk64, out)
-        kernel = _jit_hash.dhash_small
+    (kernel, _), args, _ = hashing._jit_call(s[None], True, None)
     kernel(*args)
     return _best(lambda: [kernel(*args) for _ in range(200)], repeats) / 200
 

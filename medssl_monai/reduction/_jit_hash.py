@@ -299,13 +299,13 @@ if HAVE_NUMBA:
                 small[o, c] = min(max(np.floor((acc + _HALF) * _INV_ONE), 0.0), 255.0)
 
     @njit(cache=True, nogil=True)
-    def _row32(row, convert, window, lo, hi, f32_path, out):
-        """One row into the float32 ``out``: copied (``convert`` None) or converted (clipped if ``window`` is set).
-        ``arg is None`` branches are pruned at compile time, so the clip flag reaches ``_convert_row`` as a constant
-        (a loop without that branch)."""
+    def _row(row, convert, window, lo, hi, f32_path, out):
+        """One row into ``out`` (float32 for the float32 kernel, uint8 for the VNNI one): copied (``convert`` None) or
+        converted (clipped if ``window`` is set). ``arg is None`` branches are pruned at compile time, so the clip
+        flag reaches ``_convert_row`` as a constant (a loop without that branch)."""
         if convert is None:
             for c in range(row.shape[0]):
-                out[c] = np.float32(row[c])
+                out[c] = row[c]
         elif window is None:
             _convert_row(row, lo, hi, f32_path, False, out)
         else:
@@ -333,10 +333,10 @@ if HAVE_NUMBA:
             while r < h:
                 if r + 4 <= h:  # a constant trip count
                     for q in range(4):
-                        _row32(x[i, r + q], convert, window, lo, hi, f32_path, rowf[q])
+                        _row(x[i, r + q], convert, window, lo, hi, f32_path, rowf[q])
                     nrows = 4
                 else:
-                    _row32(x[i, r], convert, window, lo, hi, f32_path, rowf[0])
+                    _row(x[i, r], convert, window, lo, hi, f32_path, rowf[0])
                     nrows = 1
                 pf, mm, nlo, nhi = _ahead(flat, pf, mm, pf_end, lines, minmax, nlo, nhi)
                 _first_pass(rowf, nrows, hs, hl, hw32, tmp, r)
@@ -482,17 +482,6 @@ if HAVE_NUMBA:
                     small[y, 4 * g + q] = _round8(s[q])
 
     @njit(cache=True, nogil=True)
-    def _vnni_row(row, convert, window, lo, hi, f32_path, out):
-        """One row into the uint8 ``out``: copied (``convert`` None) or converted (clipped if ``window`` is set)."""
-        if convert is None:
-            for c in range(row.shape[0]):
-                out[c] = row[c]
-        elif window is None:  # ``arg is None`` branches are pruned at compile time: the clip flag is a constant
-            _convert_row(row, lo, hi, f32_path, False, out)
-        else:
-            _convert_row(row, lo, hi, f32_path, True, out)
-
-    @njit(cache=True, nogil=True)
     def _vnni_range(x, a, b, convert, window, int_dtype, hs, hband, vs, vband, out):
         """Slices ``a .. b - 1`` of (N, H, W) ``x`` -> ``out[i]`` (out_h, out_w) Pillow LANCZOS values, like
         :func:`_dhash_range` (same 8-bit conversion) with exact VNNI sums in both passes, the first four rows
@@ -520,10 +509,10 @@ if HAVE_NUMBA:
             for r in range(0, h, 4):
                 if r < full:  # a constant trip count
                     for q in range(4):
-                        _vnni_row(x[i, r + q], convert, window, lo, hi, f32_path, rows[q])
+                        _row(x[i, r + q], convert, window, lo, hi, f32_path, rows[q])
                 else:  # the last group: stale rows after h, whose sums land in tmp's tail
                     for q in range(h - r):
-                        _vnni_row(x[i, r + q], convert, window, lo, hi, f32_path, rows[q])
+                        _row(x[i, r + q], convert, window, lo, hi, f32_path, rows[q])
                 for o in range(hs.shape[0]):
                     # _ahead, written out: as a call per dot product it costs ~12 us per 512x512 slice
                     if pf < pf_end:  # up to 7 lines past the next slice: prefetches never fault

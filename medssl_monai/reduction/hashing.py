@@ -216,9 +216,10 @@ def _vnni_limbs(in_size: int, out_size: int) -> tuple[np.ndarray, ...] | None:
     return _jit_hash.vnni_limbs(hk64, hl)
 
 
-def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray:
-    """Both Pillow passes in a numba kernel (``_jit_hash``): the exact integer VNNI kernel where the CPU has it,
-    otherwise the float32 one with its exact re-check; the same values either way."""
+def _jit_call(x: np.ndarray, convert: bool, window) -> tuple:
+    """The numba kernel pair for ``x`` (``_jit_hash``: the exact integer VNNI kernel where the CPU has it, otherwise
+    the float32 one with its exact re-check; the same values either way), its arguments, and the (N, 8, 9) output
+    they fill."""
     hs, hl, hw32, hk64, hbound = _band(x.shape[2], HASH_WIDTH)
     vs, _, _, vk64, _ = _band(x.shape[1], HASH_HEIGHT)
     low, high = window if window is not None else (0.0, 0.0)
@@ -229,11 +230,16 @@ def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray
     vband = _vnni_limbs(x.shape[1], HASH_HEIGHT) if use_vnni else None
     flags = (True if convert else None, (low, high) if window is not None else None)  # see _jit_hash._vnni_range
     if hband is not None and vband is not None:
-        args = (xc, *flags, int_dtype, hs, hband, vs, vband, small)
-        _jit.run_threaded(_jit_hash.vnni_dhash_small, _jit_hash.vnni_dhash_small_parallel, threads, *args)
-    else:
-        args = (xc, *flags, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, small)
-        _jit.run_threaded(_jit_hash.dhash_small, _jit_hash.dhash_small_parallel, threads, *args)
+        kernels = (_jit_hash.vnni_dhash_small, _jit_hash.vnni_dhash_small_parallel)
+        return kernels, (xc, *flags, int_dtype, hs, hband, vs, vband, small), small
+    kernels = (_jit_hash.dhash_small, _jit_hash.dhash_small_parallel)
+    return kernels, (xc, *flags, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, small), small
+
+
+def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray:
+    """Both Pillow passes in a numba kernel (:func:`_jit_call`) -> (N, 8, 9) float64 values."""
+    kernels, args, small = _jit_call(x, convert, window)
+    _jit.run_threaded(*kernels, threads, *args)
     return small
 
 

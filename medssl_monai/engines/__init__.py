@@ -8,19 +8,25 @@ from .handlers import (
     EpochAverage,
     ProgressBar,
     ResumableCheckpoint,
-    effective_rank,
 )
+from .health import CollapseError, HeldOutHealth
+from ..evaluation.health import effective_rank
 from .imbalance import ImbalanceHandler, subset_batch
 from .radiomics_deep import RadiomicsDeepTrainer
+from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .trainer import SSLTrainer
 
 __all__ = [
+    "CollapseError",
     "DataWaitTimer",
     "EmbeddingEvaluator",
     "EmbeddingHealth",
     "EmbeddingWriter",
     "EpochAverage",
+    "HeldOutHealth",
     "ImbalanceHandler",
+    "NonFiniteLossError",
+    "NonFiniteLossGuard",
     "ProgressBar",
     "RadiomicsDeepTrainer",
     "ResumableCheckpoint",

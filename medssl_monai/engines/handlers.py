@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -14,6 +13,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
+from ..evaluation.health import representation_health
 from ..utils import atomic_write_csv, atomic_write_text
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "EpochAverage",
     "ProgressBar",
     "ResumableCheckpoint",
-    "effective_rank",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,22 +46,10 @@ class ProgressBar:
         IgniteProgressBar(persist=self.persist).attach(engine, output_transform=transform)
 
 
-def effective_rank(embeddings: torch.Tensor) -> float:
-    """Effective rank ``exp(H(sigma / sum sigma))`` of centred embeddings (Roy & Vetterli, EUSIPCO 2007).
-
-    1 for a collapsed (rank-one) set, up to ``min(N, D)`` for a set that fills every direction equally.
-    """
-    x = embeddings.double() - embeddings.double().mean(0, keepdim=True)
-    s = torch.linalg.svdvals(x)
-    if float(s.sum()) <= 0:
-        return 1.0
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
-
-
 class EmbeddingHealth:
-    """Watch for representation collapse: embedding statistics over each epoch, into ``engine.state.metrics``.
+    """Watch for representation collapse in the training batches: embedding statistics over each epoch, into
+    ``engine.state.metrics``. These are train-mode embeddings of augmented views, where batch norm spreads even a
+    collapsed representation: :class:`~medssl_monai.engines.HeldOutHealth` measures what users get (eval mode).
 
     * ``embedding_std``: mean over dimensions of the per-dimension std of L2-normalised embeddings. SimSiam
       (Chen & He, CVPR 2021, Sec. 4.1) shows it stays near ``1/sqrt(D)`` when healthy and drops to 0 on collapse;
@@ -97,7 +84,7 @@ class EmbeddingHealth:
             return
         stats = self.statistics(torch.cat(self._buffer)[-self.max_samples :])
         engine.state.metrics.update(stats)
-        if stats["embedding_std_ratio"] < self.warn_below:
+        if not stats["embedding_std_ratio"] >= self.warn_below:  # NaN included
             logger.warning(
                 "Epoch %d: embedding std ratio %.3f < %.2f: the representation may be collapsing.",
                 engine.state.epoch,
@@ -107,13 +94,11 @@ class EmbeddingHealth:
 
     @staticmethod
     def statistics(embeddings: torch.Tensor) -> dict[str, float]:
-        z = torch.nn.functional.normalize(embeddings.float(), dim=1)
-        std = float(z.std(0).mean()) if len(z) > 1 else 0.0
-        return {
-            "embedding_std": std,
-            "embedding_std_ratio": std * math.sqrt(z.shape[1]),
-            "embedding_effective_rank": effective_rank(embeddings) if len(z) > 1 else 1.0,
-        }
+        """``embedding_std``, ``embedding_std_ratio``, ``embedding_effective_rank`` (NaN for non-finite embeddings)."""
+        if len(embeddings) < 2:
+            return {"embedding_std": 0.0, "embedding_std_ratio": 0.0, "embedding_effective_rank": 1.0}
+        stats = representation_health(embeddings)
+        return {f"embedding_{k}": stats[k] for k in ("std", "std_ratio", "effective_rank")}
 
 
 class EpochAverage:

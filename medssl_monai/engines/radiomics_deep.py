@@ -20,6 +20,7 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 
 from ..networks.memory_bank import MemoryBank
+from .nonfinite import NonFiniteLossGuard
 from .trainer import _plain
 
 __all__ = ["RadiomicsDeepTrainer"]
@@ -38,6 +39,8 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         bank_deep, bank_radiomics: one :class:`~medssl_monai.networks.MemoryBank` per view, ``N`` entries each.
         num_negatives: ``K`` (2048 by default; all other samples when ``N - 1 <= K``).
         seed: seed of the negatives' draw (a generator of this engine, so runs repeat).
+        nonfinite, max_nonfinite: what a NaN/infinite loss does (:class:`~medssl_monai.engines.NonFiniteLossGuard`:
+            ``"raise"`` before the step, or ``"skip"`` the step and its bank update).
         kwargs: :class:`~monai.engines.SupervisedTrainer` arguments (``decollate`` defaults to False here).
     """
 
@@ -51,6 +54,8 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         radiomics_key: str = "radiomics",
         index_key: str = "index",
         seed: int = 0,
+        nonfinite: str = "raise",
+        max_nonfinite: int | None = 100,
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)
@@ -65,6 +70,7 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         self.num_negatives = int(num_negatives)
         self.image_key, self.radiomics_key, self.index_key = image_key, radiomics_key, index_key
         self.generator = torch.Generator().manual_seed(int(seed))
+        self.nonfinite_guard = NonFiniteLossGuard(nonfinite, max_nonfinite)
 
     def _inputs(self, engine: RadiomicsDeepTrainer, batchdata: dict) -> tuple[torch.Tensor, ...]:
         missing = [k for k in (self.image_key, self.radiomics_key, self.index_key) if k not in batchdata]
@@ -84,6 +90,7 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         engine.state.output = {}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        buffers = self.nonfinite_guard.snapshot(engine.network)
         out = engine.network(image, radiomics)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         deep_anchor, rad_anchor = engine.loss_function.directions(
@@ -92,11 +99,13 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         loss = deep_anchor + rad_anchor
         engine.state.output.update(loss=loss, embedding=out["deep"].detach())
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.optimizer.step()
-        self.bank_deep.update(index, out["deep"])
-        self.bank_radiomics.update(index, out["radiomics"])
+        terms = {"loss_deep_anchor": deep_anchor, "loss_radiomics_anchor": rad_anchor}
+        if self.nonfinite_guard.check(engine, loss, terms, buffers):
+            loss.backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.optimizer.step()
+            self.bank_deep.update(index, out["deep"])
+            self.bank_radiomics.update(index, out["radiomics"])
         engine.state.output.update(
             loss=loss.detach(), loss_deep_anchor=deep_anchor.detach(), loss_radiomics_anchor=rad_anchor.detach()
         )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
 from monai.data import MetaTensor
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
+
+from .nonfinite import NonFiniteLossGuard
 
 __all__ = ["SSLTrainer"]
 
@@ -30,12 +33,21 @@ class SSLTrainer(SupervisedTrainer):
     carries per-sample weights (RE re-weighting). Everything else (handlers, AMP, events, ``optim_set_to_none``)
     is MONAI's. ``engine.state.output`` holds ``loss`` and the first view's ``embedding`` (detached) for handlers.
 
+    The network runs under autocast (MONAI's CUDA ``amp=True``, or ``autocast_dtype="bfloat16"`` on any device, e.g.
+    a CPU with AVX512-BF16); the loss is always computed in float32. Before the backward pass the loss is checked
+    (:class:`~medssl_monai.engines.NonFiniteLossGuard`): a NaN or infinite loss stops training with an error naming
+    the iteration and the loss terms (``nonfinite="raise"``, default) or skips the step (``"skip"``).
+
     Args:
         view_keys: batch keys of the views.
         loss_input_keys: network output names passed to the loss, each for every view in order.
         weight_key: batch key of optional per-sample loss weights.
         memory_format: ``"channels_last_3d"`` (or ``"channels_last"`` in 2D) converts the network's weights and
             every view to that layout; ``None`` keeps PyTorch's default (contiguous).
+        autocast_dtype: ``"bfloat16"`` or ``"float16"`` to run the network's forward under ``torch.autocast`` on the
+            engine's device (None: full precision, or MONAI's AMP when ``amp=True``).
+        nonfinite: ``"raise"`` or ``"skip"``, what a non-finite loss does.
+        max_nonfinite: with ``"skip"``, the number of skipped steps after which training stops anyway.
         kwargs: :class:`~monai.engines.SupervisedTrainer` arguments (``decollate`` defaults to False here).
     """
 
@@ -46,6 +58,9 @@ class SSLTrainer(SupervisedTrainer):
         loss_input_keys: Sequence[str] = ("prediction", "projection"),
         weight_key: str = "weight",
         memory_format: str | None = None,
+        autocast_dtype: str | None = None,
+        nonfinite: str = "raise",
+        max_nonfinite: int | None = 100,
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)
@@ -56,6 +71,10 @@ class SSLTrainer(SupervisedTrainer):
         self.memory_format = getattr(torch, memory_format) if memory_format else torch.contiguous_format
         if memory_format:
             self.network.to(memory_format=self.memory_format)
+        if autocast_dtype not in (None, "bfloat16", "float16"):
+            raise ValueError(f"autocast_dtype must be None, 'bfloat16' or 'float16', got {autocast_dtype!r}.")
+        self.autocast_dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
+        self.nonfinite_guard = NonFiniteLossGuard(nonfinite, max_nonfinite)
 
     def _views(self, engine: SSLTrainer, batchdata: dict) -> list[torch.Tensor]:
         missing = [k for k in self.view_keys if k not in batchdata]
@@ -68,6 +87,15 @@ class SSLTrainer(SupervisedTrainer):
             for k in self.view_keys
         ]
 
+    def _autocast(self, engine: SSLTrainer):
+        """MONAI's CUDA AMP (``amp=True``), else ``autocast_dtype`` on the engine's device, else nothing."""
+        device_type = torch.device(engine.state.device).type
+        if engine.amp and engine.scaler is not None:
+            return torch.autocast("cuda", **engine.amp_kwargs)
+        if self.autocast_dtype is not None:
+            return torch.autocast(device_type, dtype=self.autocast_dtype)
+        return contextlib.nullcontext()
+
     def _iteration(self, engine: SSLTrainer, batchdata: dict) -> dict:  # type: ignore[override]
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
@@ -76,29 +104,28 @@ class SSLTrainer(SupervisedTrainer):
         if self.weight_key in batchdata:
             kwargs["weight"] = _plain(batchdata[self.weight_key]).to(engine.state.device)
         engine.state.output = {}
-
-        def _forward_loss() -> None:
-            outputs = [engine.network(v) for v in views]
-            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            inputs = [out[k] for k in self.loss_input_keys for out in outputs]
-            engine.state.output["loss"] = engine.loss_function(*inputs, **kwargs)
-            engine.state.output["embedding"] = outputs[0]["embedding"].detach()
-            engine.fire_event(IterationEvents.LOSS_COMPLETED)
-
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        if engine.amp and engine.scaler is not None:
-            with torch.autocast("cuda", **engine.amp_kwargs):
-                _forward_loss()
-            engine.scaler.scale(engine.state.output["loss"]).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            _forward_loss()
-            engine.state.output["loss"].backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-        engine.state.output["loss"] = engine.state.output["loss"].detach()
+        buffers = self.nonfinite_guard.snapshot(engine.network)
+        with self._autocast(engine):
+            outputs = [engine.network(v) for v in views]
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        # the loss in float32 (batch statistics and normalisations are not safe in half precision)
+        inputs = [out[k].float() for k in self.loss_input_keys for out in outputs]
+        loss = engine.loss_function(*inputs, **kwargs)
+        engine.state.output.update(loss=loss, embedding=outputs[0]["embedding"].detach().float())
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        terms = getattr(engine.loss_function, "terms", None)
+        if self.nonfinite_guard.check(engine, loss, lambda: terms(*inputs) if terms else {}, buffers):
+            if engine.amp and engine.scaler is not None:
+                engine.scaler.scale(loss).backward()
+                engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+                engine.scaler.step(engine.optimizer)
+                engine.scaler.update()
+            else:
+                loss.backward()
+                engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+                engine.optimizer.step()
+        engine.state.output["loss"] = loss.detach()
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

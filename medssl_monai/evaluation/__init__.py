@@ -14,6 +14,7 @@ evaluation), ``small_data_report`` (Tables 2-3 layout, batch-size ablation of Fi
 from __future__ import annotations
 
 from .fusion import TABLE1_FEATURE_SETS, diagnostic_markdown, evaluate_feature_tables
+from .health import effective_rank, representation_health, std_ratio
 from .knn import KNN_MODES, knn_evaluate, knn_predict
 from .metrics import METRIC_NAMES, classification_metrics, minority_class, positive_scores, resolve_positive_class
 from .plots import correlation_coefficients, plot_correlation_density, plot_roc
@@ -69,6 +70,7 @@ __all__ = [
     "classification_metrics",
     "correlation_coefficients",
     "dataset_name",
+    "effective_rank",
     "diagnostic_markdown",
     "embed",
     "evaluate_encoder",
@@ -89,10 +91,12 @@ __all__ = [
     "positive_scores",
     "probe_evaluate",
     "read_run_config",
+    "representation_health",
     "resolve_positive_class",
     "results_markdown",
     "run_protocol",
     "small_data_markdown",
+    "std_ratio",
     "stratified_splits",
     "summarise_folds",
     "tables_markdown",

@@ -1,0 +1,147 @@
+"""Held-out representation health, the non-finite loss guard and bf16 autocast of the SSL trainer."""
+
+import math
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from medssl_monai.engines import (
+    CollapseError,
+    EmbeddingHealth,
+    HeldOutHealth,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    SSLTrainer,
+)
+from medssl_monai.evaluation import representation_health
+from medssl_monai.networks import build_method
+
+
+def test_health_figures_healthy_collapsed_and_knn():
+    torch.manual_seed(0)
+    healthy = representation_health(torch.randn(400, 32))
+    assert healthy["std_ratio"] == pytest.approx(1.0, abs=0.05) and healthy["effective_rank"] > 25
+    collapsed = representation_health(torch.ones(50, 32) + 1e-6 * torch.randn(50, 32))
+    assert collapsed["std_ratio"] < 1e-3
+    # two well-separated clusters: the cross-validated kNN gets every label right; shuffled labels: about chance
+    labels = torch.arange(100) % 2
+    clusters = torch.randn(100, 8) * 0.1 + labels[:, None].float() * torch.tensor([5.0] + [0.0] * 7) - 2.5
+    assert representation_health(clusters, labels)["knn_accuracy"] == 1.0
+    shuffled = representation_health(clusters, labels[torch.randperm(100)])
+    assert 0.25 < shuffled["knn_balanced_accuracy"] < 0.75
+
+
+def test_health_never_raises_on_nonfinite():
+    x = torch.randn(20, 8)
+    x[3, 2] = float("nan")
+    stats = representation_health(x, torch.arange(20) % 2)
+    assert stats["finite"] == 0.0 and math.isnan(stats["std_ratio"]) and math.isnan(stats["knn_accuracy"])
+    assert math.isnan(EmbeddingHealth.statistics(x)["embedding_effective_rank"])
+
+
+class _BNNet(nn.Module):
+    """Embeds with batch norm: train mode and eval mode give different outputs, and it records the mode it ran in."""
+
+    def __init__(self, constant: bool = False):
+        super().__init__()
+        self.lin, self.bn, self.constant, self.modes = nn.Linear(4, 6), nn.BatchNorm1d(6), constant, []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        out = self.bn(self.lin(x))
+        return torch.ones_like(out) if self.constant else out
+
+
+def _batches(n=40, batch=10):
+    torch.manual_seed(1)
+    x, y = torch.randn(n, 4), torch.arange(n) % 2
+    return [{"image": x[i : i + batch], "label": y[i : i + batch]} for i in range(0, n, batch)]
+
+
+def test_held_out_health_runs_in_eval_mode_and_restores_train_mode():
+    net = _BNNet().train()
+    handler = HeldOutHealth(net, _batches(), interval=1)
+    engine = Engine(lambda e, b: None)
+    handler.attach(engine)
+    engine.run(range(3), max_epochs=2)
+    assert net.training and net.modes == [False] * 8  # 4 batches x 2 epochs, all in eval mode
+    assert len(handler.history) == 2
+    assert {"health_std_ratio", "health_effective_rank", "health_knn_accuracy"} <= set(engine.state.metrics)
+    # eval mode: running statistics (fresh: mean 0, var 1), so the embeddings are the linear layer's outputs
+    emb, labels = handler.embed()
+    with torch.no_grad():
+        expected = net.lin(torch.cat([b["image"] for b in _batches()])) / math.sqrt(1 + net.bn.eps)
+    torch.testing.assert_close(emb, expected)
+    assert labels.tolist() == (torch.arange(40) % 2).tolist()
+
+
+def test_held_out_health_stops_on_collapse():
+    engine = Engine(lambda e, b: None)
+    HeldOutHealth(_BNNet(constant=True), _batches(), on_collapse="stop").attach(engine)
+    with pytest.raises(CollapseError, match="collapse on the held-out set at epoch 1"):
+        engine.run(range(2), max_epochs=1)
+    with pytest.raises(ValueError, match="on_collapse"):
+        HeldOutHealth(_BNNet(), _batches(), on_collapse="explode")
+
+
+def _trainer(batches, method="vicreg", **kwargs):
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Flatten(), nn.Linear(16, 8))
+    m = build_method(method, backbone, feature_dim=8, out_features=16, hidden_features=16)
+    opt = torch.optim.SGD(m.network.parameters(), lr=0.01)
+    trainer = SSLTrainer(
+        device="cpu", max_epochs=1, train_data_loader=batches, network=m.network, optimizer=opt,
+        loss_function=m.loss, loss_input_keys=m.loss_input_keys, **kwargs,
+    )
+    return trainer, m.network
+
+
+def _view_batches(nan_at: int | None = None):
+    gen = torch.Generator().manual_seed(0)
+    batches = [{"view1": torch.randn(8, 1, 4, 4, generator=gen), "view2": torch.randn(8, 1, 4, 4, generator=gen)}
+               for _ in range(3)]
+    if nan_at is not None:
+        batches[nan_at]["view1"][2, 0, 1, 1] = float("nan")
+    return batches
+
+
+def test_nan_in_a_batch_stops_with_a_clear_error_before_the_step():
+    trainer, net = _trainer(_view_batches(nan_at=1))
+    snapshot = {}
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: snapshot.update({k: v.clone() for k, v in net.state_dict().items()})
+    )
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.run()
+    text = str(err.value)
+    assert "iteration 2" in text and "epoch 1" in text
+    assert "invariance nan" in text and "variance" in text and "covariance" in text  # the VICReg terms are named
+    assert "learning rate" in text  # a remedy
+    # the failing step changed no weight
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, snapshot[k], equal_nan=True)
+
+
+def test_skip_policy_counts_and_continues():
+    trainer, net = _trainer(_view_batches(nan_at=1), nonfinite="skip")
+    trainer.run()
+    assert trainer.state.iteration == 3 and trainer.state.metrics["nonfinite_steps"] == 1
+    assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
+    trainer, _ = _trainer(_view_batches(nan_at=1), nonfinite="skip", max_nonfinite=0)
+    with pytest.raises(NonFiniteLossError, match="max_skips=0"):
+        trainer.run()
+    with pytest.raises(ValueError, match="nonfinite policy"):
+        NonFiniteLossGuard("ignore")
+
+
+def test_bf16_autocast_step_matches_fp32():
+    losses = {}
+    for dtype in (None, "bfloat16"):
+        trainer, _ = _trainer(_view_batches(), method="simsiam", autocast_dtype=dtype)
+        trainer.run()
+        losses[dtype] = float(trainer.state.output["loss"])
+    assert losses["bfloat16"] == pytest.approx(losses[None], abs=0.05)
+    with pytest.raises(ValueError, match="autocast_dtype"):
+        _trainer(_view_batches(), autocast_dtype="int8")

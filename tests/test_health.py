@@ -145,3 +145,41 @@ def test_bf16_autocast_step_matches_fp32():
     assert losses["bfloat16"] == pytest.approx(losses[None], abs=0.05)
     with pytest.raises(ValueError, match="autocast_dtype"):
         _trainer(_view_batches(), autocast_dtype="int8")
+
+
+def test_recalibrate_batch_norm_gives_the_average_batch_statistics():
+    from medssl_monai.engines import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    net[1].running_mean.fill_(7.0)
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}
+    batches = [torch.randn(5, 3) * (i + 1) for i in range(4)]
+    n = recalibrate_batch_norm(net.eval(), [{"image": b} for b in batches] + [{"image": torch.randn(1, 3)}])
+    assert n == 4 and not net.training and net[1].momentum == 0.1  # single-sample batch skipped; state restored
+    with torch.no_grad():
+        pre = [net[0](b) for b in batches]
+    torch.testing.assert_close(net[1].running_mean, torch.stack([p.mean(0) for p in pre]).mean(0))
+    torch.testing.assert_close(net[1].running_var, torch.stack([p.var(0) for p in pre]).mean(0))
+    for k, v in weights.items():
+        torch.testing.assert_close(net.state_dict()[k], v)
+    assert recalibrate_batch_norm(nn.Linear(2, 2), [{"image": torch.randn(4, 2)}]) == 0
+
+
+def test_held_out_datalist(tmp_path):
+    from medssl_monai.data import held_out_datalist, synthetic_datalist
+
+    phantoms = held_out_datalist(None, n=6, synthetic={"n": 20, "size": [32, 32, 32], "seed": 3})
+    train_ids = {item["id"]: item["image"] for item in synthetic_datalist(n=20, size=(32, 32, 32), seed=3)}
+    assert len(phantoms) == 6 and not any(
+        bool((item["image"] == train_ids[item["id"]]).all()) for item in phantoms
+    )  # new phantoms, not the training ones
+    import numpy as np
+
+    np.savez(tmp_path / "s.npz", train_images=np.zeros((10, 28, 28, 28), np.uint8), train_labels=np.zeros((10, 1)),
+             val_images=np.ones((3, 28, 28, 28), np.uint8), val_labels=np.ones((3, 1)))
+    assert [i["id"] for i in held_out_datalist(tmp_path / "s.npz")] == ["val_00000", "val_00001", "val_00002"]
+    np.savez(tmp_path / "t.npz", train_images=np.zeros((10, 28, 28, 28), np.uint8), train_labels=np.zeros((10, 1)))
+    assert [i["id"] for i in held_out_datalist(tmp_path / "t.npz", n=5)] == [f"train_{i:05d}" for i in range(0, 10, 2)]
+    with pytest.raises(ValueError, match="n >= 2"):
+        held_out_datalist(None, n=1)

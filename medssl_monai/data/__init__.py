@@ -6,7 +6,14 @@ what ``dataset_dir`` points at, so one bundle config serves every input.
 """
 
 from .ct_volumes import CTVolume, SliceStack, VolumeReadError, discover_volumes, read_volume
-from .datalist import build_datalist, datalists_2d, dataset_datalists, folder_datalist, json_datalist
+from .datalist import (
+    build_datalist,
+    datalists_2d,
+    dataset_datalists,
+    folder_datalist,
+    held_out_datalist,
+    json_datalist,
+)
 from .dataset import ReportingDataset, collate_reporting, root_cause
 from .images2d import IMAGE_EXTENSIONS, class_folder_datalist, read_image_2d, to_channels
 from .medmnist import medmnist_datalist
@@ -28,6 +35,7 @@ __all__ = [
     "dataset_datalists",
     "discover_volumes",
     "folder_datalist",
+    "held_out_datalist",
     "json_datalist",
     "make_image_2d",
     "make_phantom",

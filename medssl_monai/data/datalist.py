@@ -7,12 +7,21 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .images2d import SPLIT_FOLDERS, class_folder_datalist
 from .medmnist import SPLITS, medmnist_datalist
 from .phantoms import synthetic_datalist
 from .splitting import stratified_split
 
-__all__ = ["build_datalist", "datalists_2d", "dataset_datalists", "folder_datalist", "json_datalist"]
+__all__ = [
+    "build_datalist",
+    "datalists_2d",
+    "dataset_datalists",
+    "folder_datalist",
+    "held_out_datalist",
+    "json_datalist",
+]
 
 _FILE_KEYS = ("image", "mask")
 
@@ -155,6 +164,46 @@ def build_datalist(
         else:
             raise ValueError(f"dataset_dir '{path}' is neither a folder, an .npz nor a .json datalist.")
     return items if limit is None else items[: int(limit)]
+
+
+def held_out_datalist(
+    dataset_dir: str | Path | None = None,
+    n: int = 256,
+    image_glob: str = "images/*",
+    mask_replace: Sequence[str] | None = ("images", "masks"),
+    synthetic: dict | None = None,
+) -> list[dict]:
+    """A fixed set of at most ``n`` cases on which to watch representation health during pre-training
+    (:class:`~medssl_monai.engines.HeldOutHealth`), kept apart from the training data where the data allows:
+
+    * no ``dataset_dir``: ``n`` new phantoms (``synthetic`` kwargs with the seed shifted by 1000: unseen cases);
+    * MedMNIST npz: its ``val`` split (pre-training reads ``train`` by default), if it has one;
+    * a JSON datalist with a ``validation`` list: that list;
+    * otherwise (an image folder, a JSON without ``validation``): ``n`` cases evenly spaced over the training
+      datalist, which the health check then sees unaugmented but not unseen.
+
+    The first ``n`` of the result are kept; labels come along when the data has them (for the kNN figure).
+    """
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"the held-out health set needs n >= 2 cases, got {n}.")
+    if dataset_dir is None or str(dataset_dir) == "":
+        spec = {**(synthetic or {})}
+        spec["seed"] = int(spec.get("seed", 0)) + 1000
+        spec["n"] = min(n, int(spec.get("n", n)))
+        return synthetic_datalist(**spec)
+    path = Path(dataset_dir).expanduser()
+    npz = _npz_in(path) if path.exists() else None
+    if npz is not None:
+        with np.load(npz) as archive:
+            has_val = "val_images" in archive.files
+        if has_val:
+            return medmnist_datalist(npz, split="val", limit=n)
+    if path.suffix == ".json" and path.is_file() and "validation" in json.loads(path.read_text()):
+        return json_datalist(path, split="validation")[:n]
+    items = build_datalist(path, image_glob=image_glob, mask_replace=mask_replace)
+    step = max(1, len(items) // n)
+    return items[::step][:n]
 
 
 def _npz_in(path: Path) -> Path | None:

@@ -13,6 +13,7 @@ from .health import CollapseError, HeldOutHealth
 from ..evaluation.health import effective_rank
 from .imbalance import ImbalanceHandler, subset_batch
 from .radiomics_deep import RadiomicsDeepTrainer
+from .precise_bn import PreciseBatchNorm, recalibrate_batch_norm
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .trainer import SSLTrainer
 
@@ -27,10 +28,12 @@ __all__ = [
     "ImbalanceHandler",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
+    "PreciseBatchNorm",
     "ProgressBar",
     "RadiomicsDeepTrainer",
     "ResumableCheckpoint",
     "SSLTrainer",
     "effective_rank",
+    "recalibrate_batch_norm",
     "subset_batch",
 ]

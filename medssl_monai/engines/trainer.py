@@ -48,6 +48,9 @@ class SSLTrainer(SupervisedTrainer):
             engine's device (None: full precision, or MONAI's AMP when ``amp=True``).
         nonfinite: ``"raise"`` or ``"skip"``, what a non-finite loss does.
         max_nonfinite: with ``"skip"``, the number of skipped steps after which training stops anyway.
+        clip_grad_norm: clip the global gradient norm to this value before each optimiser step
+            (``torch.nn.utils.clip_grad_norm_``; the norm before clipping is ``engine.state.output["grad_norm"]``);
+            None: no clipping.
         kwargs: :class:`~monai.engines.SupervisedTrainer` arguments (``decollate`` defaults to False here).
     """
 
@@ -61,6 +64,7 @@ class SSLTrainer(SupervisedTrainer):
         autocast_dtype: str | None = None,
         nonfinite: str = "raise",
         max_nonfinite: int | None = 100,
+        clip_grad_norm: float | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)
@@ -75,6 +79,16 @@ class SSLTrainer(SupervisedTrainer):
             raise ValueError(f"autocast_dtype must be None, 'bfloat16' or 'float16', got {autocast_dtype!r}.")
         self.autocast_dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
         self.nonfinite_guard = NonFiniteLossGuard(nonfinite, max_nonfinite)
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be positive or None, got {clip_grad_norm!r}.")
+        self.clip_grad_norm = clip_grad_norm
+
+    def _clip(self, engine: SSLTrainer) -> None:
+        if self.clip_grad_norm is not None:
+            if engine.amp and engine.scaler is not None:
+                engine.scaler.unscale_(engine.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(engine.network.parameters(), self.clip_grad_norm)
+            engine.state.output["grad_norm"] = norm.detach()
 
     def _views(self, engine: SSLTrainer, batchdata: dict) -> list[torch.Tensor]:
         missing = [k for k in self.view_keys if k not in batchdata]
@@ -120,11 +134,13 @@ class SSLTrainer(SupervisedTrainer):
             if engine.amp and engine.scaler is not None:
                 engine.scaler.scale(loss).backward()
                 engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+                self._clip(engine)
                 engine.scaler.step(engine.optimizer)
                 engine.scaler.update()
             else:
                 loss.backward()
                 engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+                self._clip(engine)
                 engine.optimizer.step()
         engine.state.output["loss"] = loss.detach()
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

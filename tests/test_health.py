@@ -183,3 +183,28 @@ def test_held_out_datalist(tmp_path):
     assert [i["id"] for i in held_out_datalist(tmp_path / "t.npz", n=5)] == [f"train_{i:05d}" for i in range(0, 10, 2)]
     with pytest.raises(ValueError, match="n >= 2"):
         held_out_datalist(None, n=1)
+
+
+def test_probe_and_monai_trainer_stop_on_nonfinite_loss():
+    from monai.engines import SupervisedTrainer
+
+    from medssl_monai.evaluation import train_probe
+
+    x = torch.randn(20, 3)
+    x[4, 1] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):  # features are checked up front
+        train_probe(x, torch.arange(20) % 2, kind="linear", epochs=1)
+    # a loss that overflows mid-training: huge learning rate on a linear probe
+    with pytest.raises(NonFiniteLossError, match=r"linear probe, epoch \d+"):
+        train_probe(torch.randn(20, 3) * 1e30, torch.arange(20) % 2, kind="linear", epochs=50, lr=1e30,
+                    standardize=False)
+    net = nn.Linear(3, 2)
+    before = net.weight.detach().clone()
+    data = [{"image": torch.full((4, 3), float("nan")), "label": torch.zeros(4, dtype=torch.long)}]
+    trainer = SupervisedTrainer(device="cpu", max_epochs=1, train_data_loader=data, network=net,
+                                optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=nn.CrossEntropyLoss(),
+                                decollate=False)
+    NonFiniteLossGuard().attach(trainer)
+    with pytest.raises(NonFiniteLossError, match="epoch 1, iteration 1"):
+        trainer.run()
+    torch.testing.assert_close(net.weight.detach(), before)  # stopped before backward and the step

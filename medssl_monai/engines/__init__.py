@@ -14,7 +14,7 @@ from ..evaluation.health import effective_rank
 from .imbalance import ImbalanceHandler, subset_batch
 from .radiomics_deep import RadiomicsDeepTrainer
 from .precise_bn import PreciseBatchNorm, recalibrate_batch_norm
-from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
+from .nonfinite import NonFiniteLossError, NonFiniteLossGuard, raise_if_nonfinite
 from .trainer import SSLTrainer
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ResumableCheckpoint",
     "SSLTrainer",
     "effective_rank",
+    "raise_if_nonfinite",
     "recalibrate_batch_norm",
     "subset_batch",
 ]

@@ -10,7 +10,7 @@ from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 from torch import nn
 
-__all__ = ["NONFINITE_POLICIES", "NonFiniteLossError", "NonFiniteLossGuard"]
+__all__ = ["NONFINITE_POLICIES", "NonFiniteLossError", "NonFiniteLossGuard", "raise_if_nonfinite"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,13 @@ _REMEDY = (
 
 class NonFiniteLossError(FloatingPointError):
     """The loss of a training step was NaN or infinite (policy ``"raise"``)."""
+
+
+def raise_if_nonfinite(loss: torch.Tensor, where: str) -> None:
+    """For hand-written loops (probes, fine-tuning): raise :class:`NonFiniteLossError` naming ``where`` (e.g.
+    ``"linear probe, epoch 3, batch 7"``) when ``loss`` is NaN or infinite, before its backward pass."""
+    if not bool(torch.isfinite(loss.detach()).all()):
+        raise NonFiniteLossError(f"non-finite loss {float(loss.detach().float().mean())} in {where}. {_REMEDY}")
 
 
 class NonFiniteLossGuard:

@@ -113,7 +113,9 @@ def train_probe(
     criterion = nn.CrossEntropyLoss()
     probe = FeatureProbe(kind, network, mean, std, classes)
     network.train()
-    for _ in range(epochs):
+    from ..engines.nonfinite import raise_if_nonfinite
+
+    for epoch in range(epochs):
         probe.lr_history.append(optimizer.param_groups[0]["lr"])
         order = torch.randperm(len(xt), generator=gen)
         total = 0.0
@@ -121,6 +123,7 @@ def train_probe(
             idx = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(network(xt[idx]), yt[idx])
+            raise_if_nonfinite(loss, f"{kind} probe, epoch {epoch + 1}, samples {start}-{start + len(idx) - 1}")
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)

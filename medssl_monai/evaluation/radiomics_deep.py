@@ -318,6 +318,8 @@ class FineTuneClassifier:
             disable=not self.progress,
             leave=False,
         )
+        from ..engines.nonfinite import raise_if_nonfinite
+
         for epoch in bar:
             model.train()
             order = fit[torch.randperm(len(fit), generator=generator)]
@@ -329,6 +331,7 @@ class FineTuneClassifier:
                 image = self._augment(self.images[rows]).to(self.device)
                 logits = model(image, self.radiomics[rows].to(self.device))
                 loss = loss_fn(logits, self.targets[rows].to(self.device))
+                raise_if_nonfinite(loss, f"fine-tuning, epoch {epoch + 1}, batch {b + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

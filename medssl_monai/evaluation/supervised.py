@@ -117,6 +117,9 @@ class SupervisedBaseline:
             prepare_batch=self._prepare_batch,
             decollate=False,
         )
+        from ..engines.nonfinite import NonFiniteLossGuard
+
+        NonFiniteLossGuard("raise").attach(trainer)
         best = {"score": -np.inf, "epoch": 0, "state": None}
         y_val = self.labels[split.val]
         bar = tqdm(

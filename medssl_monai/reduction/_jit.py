@@ -1,4 +1,4 @@
-"""Optional numba kernels for the reduction's hot loops (extra ``medssl_monai[fast]``); exact, like the numpy paths.
+"""numba kernels for the reduction's hot loops (numba is a core dependency); exact, like the numpy paths.
 
 Everything here is an accelerator: each public function of :mod:`~medssl_monai.reduction` keeps a pure numpy/torch
 path that gives the same bits, and uses these kernels only when numba imports (``HAVE_NUMBA``) and the environment

@@ -30,7 +30,7 @@ the summation order), and applied as one float32 product over the whole batch; t
 float64, so the floor/clip reproduce Pillow's integer arithmetic bit for bit with no error bound or recompute
 (checked against ``imagehash`` in the tests).
 
-With numba installed (extra ``medssl_monai[fast]``) the horizontal-first sizes (512x512 among them) go through one
+With numba installed (a core dependency since 0.3.0) the horizontal-first sizes (512x512 among them) go through one
 compiled kernel per slice instead (:mod:`~medssl_monai.reduction._jit_hash`): band-limited float32 dot products of four
 rows at a time with ``k / 2**22``, each decided by a rigorous error bound or recomputed exactly in float64 when the
 bound cannot decide Pillow's rounding, then the exact vertical pass. :func:`dhash_slices` also fuses the 8-bit

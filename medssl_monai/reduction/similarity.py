@@ -15,7 +15,7 @@ max + 0.5). Default ``bins=256`` (scikit-image's default is 100): on uint8 slice
 own bin, i.e. the measure is that of the exact grey values. Bin codes are computed once per slice, so per pair
 only a ``bincount`` of the joint codes remains; entropies use a ``c log c`` table.
 
-With numba installed (extra ``medssl_monai[fast]``), both run as compiled kernels (:mod:`~medssl_monai.reduction._jit`):
+With numba installed (a core dependency since 0.3.0), both run as compiled kernels (:mod:`~medssl_monai.reduction._jit`):
 SSIM fused per pair (product, valid 11-tap filter and the SSIM formula row by row, float64; identical slices give
 exactly 1), NMI as an integer joint histogram per pair (identical slices give exactly 2); agreement with the numpy
 path and scikit-image to float64 rounding (~1e-14 at most, tests). ``threads > 1`` spreads the pairs over numba
@@ -191,10 +191,10 @@ def screen_ssim(
     two slices' map rows recomputed alongside: a few pairs' work; identical slices: exactly 1 at once).
     :func:`~medssl_monai.reduction.reduce_pairs` with ``bound`` and ``refine=exact`` then returns the keep-set of the
     exact matrix while recomputing only the pairs whose order the bound leaves open. Needs numba
-    (``medssl_monai[fast]``).
+    (``pip install numba``).
     """
     if not _jit.use_numba():
-        raise RuntimeError("screen_ssim needs the numba kernels (pip install 'medssl_monai[fast]').")
+        raise RuntimeError("screen_ssim needs the numba kernels (pip install numba).")
     x = np.ascontiguousarray(check_stack(images, dtype=np.uint8))
     n, h, w = x.shape
     r = RADIUS

@@ -4,7 +4,8 @@ reports, from each run's log, the last epoch's loss and the held-out (val split,
     python benchmarks/bench_small_data_stability.py --data ../shared/data/breastmnist OTHER.npz --epochs 10 \
         [--methods simclr dcl dclw simsiam vicreg] [--extra --backbone resnet18 --image_size 28] [--out runs/stability]
 
-A run that stops with ``NonFiniteLossError`` is reported as such (the guard's default policy is to raise).
+A run that stops with ``NonFiniteLossError`` is reported as such (the guard's default policy is to raise). Each run's
+whole log is kept in ``<out>/<data>/<method>/train.log``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def main() -> None:
             t0 = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             log = proc.stdout + proc.stderr
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "train.log").write_text(log)
             epoch, m = last_metrics(log)
             nonfinite = "NonFiniteLossError" in log
             fmt = lambda k: f"{m[k]:.3f}" if k in m else "-"  # noqa: E731

@@ -93,7 +93,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     unbroken = _workflow("train", tmp_path / "unbroken", epochs=3)
     unbroken_lrs = _lr_per_epoch(unbroken)
     unbroken.run()
-    assert unbroken_lrs == pytest.approx([0.01, 0.0075, 0.0025])  # cosine over 3 epochs
+    assert unbroken_lrs == pytest.approx([0.001, 0.00075, 0.00025])  # cosine over 3 epochs from lr 1e-3
 
     first = _workflow("train", tmp_path / "run", epochs=3)
     first.trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # "killed" after epoch 1

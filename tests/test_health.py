@@ -164,6 +164,9 @@ def test_recalibrate_batch_norm_gives_the_average_batch_statistics():
     for k, v in weights.items():
         torch.testing.assert_close(net.state_dict()[k], v)
     assert recalibrate_batch_norm(nn.Linear(2, 2), [{"image": torch.randn(4, 2)}]) == 0
+    kept = net[1].running_mean.clone()  # max_batches=0: nothing seen, the statistics stay as they were
+    assert recalibrate_batch_norm(net, [{"image": torch.randn(5, 3)}], max_batches=0) == 0
+    torch.testing.assert_close(net[1].running_mean, kept)
 
 
 def test_held_out_datalist(tmp_path):

@@ -211,3 +211,15 @@ def test_probe_and_monai_trainer_stop_on_nonfinite_loss():
     with pytest.raises(NonFiniteLossError, match="epoch 1, iteration 1"):
         trainer.run()
     torch.testing.assert_close(net.weight.detach(), before)  # stopped before backward and the step
+
+
+def test_gradient_clipping_bounds_the_step():
+    trainer, net = _trainer(_view_batches()[:1], clip_grad_norm=1e-3)
+    before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+    trainer.run()
+    after = torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert float(trainer.state.output["grad_norm"]) > 1e-3  # the norm before clipping
+    step = float((after - before).norm())
+    assert step == pytest.approx(0.01 * 1e-3, rel=0.01)  # SGD lr 0.01 times the clipped norm (float32 rounding)
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        _trainer(_view_batches(), clip_grad_norm=0.0)

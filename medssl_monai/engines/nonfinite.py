@@ -19,7 +19,8 @@ NONFINITE_POLICIES = ("raise", "skip")
 _REMEDY = (
     "Usual causes and remedies: a learning rate too high for the loss scale (lower --lr, or add warm-up), "
     "NaN or infinite voxels in the input (check the data), a batch too small for batch statistics (VICReg's "
-    "variance/covariance, batch norm: raise --batch_size), or fp16 overflow (turn AMP off). "
+    "variance/covariance, batch norm: raise --batch_size), exploding gradients (clip them: --clip_grad_norm), or fp16 "
+    "overflow (turn AMP off). "
     "With nonfinite='skip' training skips such steps and counts them instead."
 )
 

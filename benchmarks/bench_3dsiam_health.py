@@ -3,7 +3,8 @@ a randomly initialised encoder and PyRadiomics features, on the official test sp
 
     python benchmarks/bench_3dsiam_health.py [--ckpt bundles/3dsiam/models/model.pt ...] [--random_seeds 0 1 2]
 
-For each encoder: the 256-d dense8 output and the pooled conv trunk (256-d, before the dense head), both in eval mode
+``--ckpt`` takes encoder state dicts (``models/model.pt``) or training checkpoints (``checkpoint_epoch=N.pt``). For each
+encoder: the 256-d dense8 output and the pooled conv trunk (256-d, before the dense head), both in eval mode
 without augmentation, on the 298 test volumes: std ratio, effective rank, and the AUC of a logistic-regression probe
 (standardised features, scikit-learn defaults, C = 1) fitted on the 1,188 train volumes. PyRadiomics: the bundle's
 ``radiomics.yaml`` (107 features) with the same probe. Prints a Markdown table.
@@ -80,7 +81,10 @@ def main() -> None:
         torch.manual_seed(seed)
         encoder = SiamEncoder3D()
         if ckpt:
-            encoder.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            if "model" in state:  # a training checkpoint: the SSL network's backbone
+                state = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+            encoder.load_state_dict(state)
         (d_tr, t_tr), (d_te, t_te) = embed(encoder, x_train), embed(encoder, x_test)
         print(row(f"{name}: dense8 (256)", d_tr, y_train, d_te, y_test), flush=True)
         print(row(f"{name}: pooled trunk (256)", t_tr, y_train, t_te, y_test), flush=True)

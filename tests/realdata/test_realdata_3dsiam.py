@@ -80,3 +80,19 @@ def test_dicom_series_folder_loads_as_volume(shared_data):
     d = LoadVolumed()({"image": str(shared_data / "ct_examples" / "example_ct_dicom"), "id": "ct"})
     assert d["image"].shape == (1, 512, 512, 20)
     assert torch.isfinite(d["image"]).all()
+
+
+def test_shipped_encoder_is_healthy_in_eval_mode_on_real_test_volumes(shared_data):
+    """Regression guard for issue 17: the 0.2.0 encoder had an eval-mode std ratio of 0.07 (collapsed) on these
+    volumes. The shipped one must keep the part of the target it meets (std ratio >= 0.5) and not be rank-collapsed."""
+    from monai.bundle import load
+
+    from medssl_monai.evaluation import representation_health
+
+    with np.load(shared_data / "adrenalmnist3d" / "adrenalmnist3d.npz") as d:
+        volumes = torch.as_tensor(d["test_images"][:96]).float()[:, None]
+    encoder = load(name="3dsiam", bundle_dir=str(BUNDLE_3DSIAM.parent), device="cpu").eval()
+    with torch.no_grad():
+        embeddings = torch.cat([encoder(volumes[s : s + 32]) for s in range(0, len(volumes), 32)])
+    health = representation_health(embeddings)
+    assert health["std_ratio"] >= 0.5 and health["effective_rank"] > 3

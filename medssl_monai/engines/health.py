@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -122,7 +121,6 @@ class HeldOutHealth:
             not stats["finite"]
             or stats["std_ratio"] < self.collapse_std_ratio
             or stats["effective_rank"] < self.collapse_rank
-            or math.isnan(stats["std_ratio"])
         )
         if not collapsed or self.on_collapse == "ignore":
             return

@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=6)
     parser.add_argument("--predictor_hidden", type=int, default=64)
     parser.add_argument("--output_bn", action="store_true", help="BatchNorm1d on dense8's output")
+    parser.add_argument("--fixed_predictor_lr", action="store_true", help="no decay of the predictor's lr (SimSiam 4.2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from monai.bundle import ConfigParser
@@ -60,8 +61,10 @@ def main() -> None:
     if args.output_bn:
         encoder.head.append(torch.nn.BatchNorm1d(256))
     net = SSLNetwork(encoder, predictor=PredictionHead(256, args.predictor_hidden)).to(memory_format=torch.channels_last_3d)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / args.steps)))
+    groups = [{"params": encoder.parameters()}, {"params": net.predictor.parameters()}]
+    opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
+    cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / args.steps))  # noqa: E731
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, [cosine, (lambda s: 1.0) if args.fixed_predictor_lr else cosine])
     loss_fn, gen, order, pos, t0 = SimSiamLoss(), torch.Generator().manual_seed(args.seed), None, len(x_tr), time.time()
     for step in range(args.steps):
         if pos + args.batch_size > len(x_tr):
@@ -82,7 +85,8 @@ def main() -> None:
         sched.step()
         if (step + 1) % 50 == 0:
             print(f"step {step + 1}: loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
-    name = f"lr {args.lr:g}{', output BN' if args.output_bn else ''}, {args.steps} steps"
+    name = f"lr {args.lr:g}{', output BN' if args.output_bn else ''}"
+    name += f"{', fixed predictor lr' if args.fixed_predictor_lr else ''}, {args.steps} steps"
     print("| run | features | std ratio | effective rank | probe AUC |\n|---|---|---:|---:|---:|")
     data = ((x_tr, y_tr), (x_te, y_te))
     figures(name, encoder, data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from ignite.engine import Engine, Events
@@ -45,7 +45,6 @@ class HeldOutHealth:
         on_collapse: ``"warn"`` (log a warning), ``"stop"`` (raise :class:`CollapseError` with the figures) or
             ``"ignore"``.
         knn_k: neighbours of the kNN check.
-        prepare: optional callable applied to each image batch on the device (e.g. a memory-format conversion).
     """
 
     def __init__(
@@ -61,7 +60,6 @@ class HeldOutHealth:
         on_collapse: str = "warn",
         knn_k: int = 20,
         device: str | torch.device | None = None,
-        prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if on_collapse not in ("warn", "stop", "ignore"):
             raise ValueError(f"on_collapse must be 'warn', 'stop' or 'ignore', got {on_collapse!r}.")
@@ -78,7 +76,6 @@ class HeldOutHealth:
         self.on_collapse = on_collapse
         self.knn_k = int(knn_k)
         self.device = device
-        self.prepare = prepare
         self.history: list[dict[str, float]] = []
 
     def attach(self, engine: Engine) -> None:
@@ -97,8 +94,6 @@ class HeldOutHealth:
         try:
             for batch in self.data:
                 x = torch.as_tensor(batch[self.image_key]).float().to(device)
-                if self.prepare is not None:
-                    x = self.prepare(x)
                 feats.append(self.network(x).float().cpu())
                 if self.label_key in batch:
                     labels.append(torch.as_tensor(batch[self.label_key]).reshape(-1).cpu())

@@ -60,7 +60,7 @@ class PreciseBatchNorm:
     Why: during SSL pre-training batch norm accumulates its running statistics with momentum 0.1 over the last few
     augmented batches, while users embed unaugmented images in eval mode. On AdrenalMNIST3D the 3DSiam encoder's
     eval-mode output std ratio was 0.19 with the statistics of training and 0.86 with statistics re-estimated on clean
-    training volumes (same weights; ``bundles/3dsiam/docs/README.md``, "Why the 0.2.0 encoder collapsed").
+    training volumes (same weights; ``bundles/3dsiam/docs/README.md``, "Representation health").
 
     Attach it before the handlers that read the network at ``EPOCH_COMPLETED`` (held-out health, checkpoints, the final
     model save). The statistics do not enter training (train mode normalises with each batch's own statistics), so

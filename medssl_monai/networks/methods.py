@@ -34,15 +34,21 @@ METHODS = ("simclr", "dcl", "dclw", "simsiam", "vicreg")
 
 @dataclass
 class SSLMethod:
-    """What a trainer needs: the network, the loss, and which network outputs feed the loss.
+    """What a trainer needs: the network, the loss, which network outputs feed the loss, and the method's gradient
+    clipping.
 
-    ``loss_input_keys`` is :class:`~medssl_monai.engines.SSLTrainer`'s argument of that name.
+    ``loss_input_keys`` and ``clip_grad_norm`` are :class:`~medssl_monai.engines.SSLTrainer`'s arguments of those
+    names. ``clip_grad_norm`` is 3.0 for VICReg and None for the others: Bardes et al. (ICLR 2022) train VICReg with
+    LARS, whose per-layer trust ratio bounds each step; with Chattopadhyay et al.'s plain SGD (lr 0.01) the covariance
+    term's gradient at initialisation (global norm ~3,800 on a ResNet-50 at 224 px) made the loss diverge to NaN within
+    6 steps, and clipping the global norm at 3.0 kept it finite (``BENCHMARKS.md``, issue 17).
     """
 
     name: str
     network: SSLNetwork
     loss: nn.Module
     loss_input_keys: tuple[str, ...]
+    clip_grad_norm: float | None = None
 
 
 def build_method(
@@ -77,4 +83,4 @@ def build_method(
         return SSLMethod(key, network, SimSiamLoss(**loss_kwargs), ("prediction", "projection"))
     out = out_features or 4096
     projector = VICRegExpander(feature_dim, hidden_features or out, out)
-    return SSLMethod(key, SSLNetwork(backbone, projector), VICRegLoss(**loss_kwargs), ("projection",))
+    return SSLMethod(key, SSLNetwork(backbone, projector), VICRegLoss(**loss_kwargs), ("projection",), 3.0)

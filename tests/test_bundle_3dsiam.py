@@ -274,7 +274,8 @@ def test_train_with_imbalance_handling(tmp_path, mode):
 
 @pytest.mark.slow
 def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
-    """evaluate.json on phantoms: 3 pre-trainings, embeddings, radiomics, Table 1 with the supervised row, plots."""
+    """evaluate.json on phantoms: 4 pre-trainings (3DSiam, SE, RE, Rubik's cube), embeddings, radiomics, Table 1 with
+    the supervised row, plots."""
     import json
 
     wf = ConfigWorkflow(
@@ -294,13 +295,14 @@ def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
     wf.initialize()
     wf.run()
     wf.finalize()
-    for mode in ("none", "se", "re"):
+    for mode in ("none", "se", "re", "rubik"):
         assert (tmp_path / "pretrain" / mode / "models" / "model.pt").is_file()
         assert len((tmp_path / "pretrain" / mode / "embeddings.csv").read_text().splitlines()) == 31
     document = json.loads((tmp_path / "results.json").read_text())
     rows = [r["feature_set"] for r in document["records"] if r["label_fraction"] == 1.0]
     assert rows == [
         "Trad. radiomics",
+        "Rubik's cube",
         "3DSiam",
         "3DSiam+SE",
         "3DSiam+RE",

@@ -26,7 +26,8 @@ class SSLTrainer(SupervisedTrainer):
     Each iteration moves the views ``view_keys`` of the batch to the device, runs the network on each view (an
     :class:`~medssl_monai.networks.SSLNetwork` returning ``{"embedding", "projection", "prediction"}``) and calls::
 
-        loss_function(*[out[k] for k in loss_input_keys for out in view_outputs], weight=batch[weight_key])
+        loss_function(*[out[k] for k in loss_input_keys for out in view_outputs],
+                      **{k: batch[k] for k in target_keys}, weight=batch[weight_key])
 
     so SimSiam (``loss_input_keys=("prediction", "projection")`` -> ``loss(p1, p2, z1, z2)``) and SimCLR-style
     losses (``("projection",)`` -> ``loss(z1, z2)``) share this engine. ``weight`` is passed only when the batch
@@ -42,6 +43,9 @@ class SSLTrainer(SupervisedTrainer):
         view_keys: batch keys of the views.
         loss_input_keys: network output names passed to the loss, each for every view in order.
         weight_key: batch key of optional per-sample loss weights.
+        target_keys: batch keys passed to the loss as keyword arguments of the same name (on the device), for
+            pretext tasks with targets (the Rubik's cube's ``permutation`` and ``rotation``); none for
+            joint-embedding methods.
         memory_format: ``"channels_last_3d"`` (or ``"channels_last"`` in 2D) converts the network's weights and
             every view to that layout; ``None`` keeps PyTorch's default (contiguous).
         autocast_dtype: ``"bfloat16"`` or ``"float16"`` to run the network's forward under ``torch.autocast`` on the
@@ -60,6 +64,7 @@ class SSLTrainer(SupervisedTrainer):
         view_keys: Sequence[str] = ("view1", "view2"),
         loss_input_keys: Sequence[str] = ("prediction", "projection"),
         weight_key: str = "weight",
+        target_keys: Sequence[str] = (),
         memory_format: str | None = None,
         autocast_dtype: str | None = None,
         nonfinite: str = "raise",
@@ -72,6 +77,7 @@ class SSLTrainer(SupervisedTrainer):
         self.view_keys = tuple(view_keys)
         self.loss_input_keys = tuple(loss_input_keys)
         self.weight_key = weight_key
+        self.target_keys = tuple(target_keys)
         self.memory_format = getattr(torch, memory_format) if memory_format else torch.contiguous_format
         if memory_format:
             self.network.to(memory_format=self.memory_format)
@@ -114,7 +120,10 @@ class SSLTrainer(SupervisedTrainer):
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         views = self._views(engine, batchdata)
-        kwargs = {}
+        missing = [k for k in self.target_keys if k not in batchdata]
+        if missing:
+            raise KeyError(f"SSLTrainer: batch has no target {missing} (keys: {list(batchdata)}).")
+        kwargs = {k: _plain(batchdata[k]).to(engine.state.device) for k in self.target_keys}
         if self.weight_key in batchdata:
             kwargs["weight"] = _plain(batchdata[self.weight_key]).to(engine.state.device)
         engine.state.output = {}

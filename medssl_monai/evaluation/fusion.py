@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 #: The rows of the paper's Table 1 (feature set -> feature tables, each standardised on its own, then concatenated).
 TABLE1_FEATURE_SETS: dict[str, list[str]] = {
     "Trad. radiomics": ["radiomics"],
+    "Rubik's cube": ["rubik"],
     "3DSiam": ["none"],
     "3DSiam+SE": ["se"],
     "3DSiam+RE": ["re"],

@@ -3,6 +3,7 @@
 from .dcl import DCLLoss, dclw_weights
 from .negative_cosine import SimSiamLoss, negative_cosine_similarity
 from .ntxent import NTXentLoss
+from .rubik import RubikCubeLoss
 from .radiomics_deep_nce import RadiomicsDeepNCELoss, info_nce
 from .vicreg import VICRegLoss, covariance_loss, invariance_loss, variance_loss
 
@@ -10,6 +11,7 @@ __all__ = [
     "DCLLoss",
     "NTXentLoss",
     "RadiomicsDeepNCELoss",
+    "RubikCubeLoss",
     "SimSiamLoss",
     "VICRegLoss",
     "covariance_loss",

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._checks import weighted_mean
+
 __all__ = ["SimSiamLoss", "negative_cosine_similarity"]
 
 
@@ -55,11 +57,4 @@ class SimSiamLoss(nn.Module):
         per_sample = 0.5 * negative_cosine_similarity(p1, z2.detach(), self.eps) + 0.5 * negative_cosine_similarity(
             p2, z1.detach(), self.eps
         )
-        if weight is None:
-            return per_sample.mean()
-        weight = torch.as_tensor(weight, dtype=per_sample.dtype, device=per_sample.device).reshape(-1)
-        if weight.shape[0] != per_sample.shape[0]:
-            raise ValueError(f"weight has {weight.shape[0]} entries for a batch of {per_sample.shape[0]}.")
-        if bool((weight < 0).any()) or float(weight.sum()) <= 0:
-            raise ValueError("sample weights must be non-negative with a positive sum.")
-        return (weight * per_sample).sum() / weight.sum()
+        return weighted_mean(per_sample, weight)

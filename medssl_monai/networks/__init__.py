@@ -14,6 +14,7 @@ from .radiomics_deep import (
     Standardize,
     deep_branch,
 )
+from .rubik import RubikCubeNetwork
 from .ssl import SSLNetwork
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PredictionHead",
     "RadiomicsDeepNetwork",
     "RadiomicsMLP",
+    "RubikCubeNetwork",
     "SSLMethod",
     "SSLNetwork",
     "SiamEncoder3D",

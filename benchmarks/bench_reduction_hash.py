@@ -22,7 +22,9 @@ import nrrd
 import numpy as np
 from PIL import Image
 
-from medssl_monai.reduction import _jit, _jit_hash, dhash, dhash_slices, hashing, to_uint8
+from medssl_monai.reduction import dhash, dhash_slices, hashing, to_uint8
+from medssl_monai.reduction.kernels import hashing as hash_kernels
+from medssl_monai.reduction.kernels import pairwise as pairwise_kernels
 from medssl_monai.utils import shared_data_dir
 
 PAPER_SLICES = 541_439
@@ -109,8 +111,8 @@ def main() -> None:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; other job running: "
         f"{_other_jobs()}; {args.slices} int16 512x512 slices (lung1/lung2 tiled); baseline on {nb}; "
-        f"identical hashes: True; numba kernels: {_jit.use_numba()}; "
-        f"kernel: {'VNNI (exact integer)' if _jit_hash.vnni_available() else 'float32 (no VNNI on this CPU)'}"
+        f"identical hashes: True; numba kernels: {pairwise_kernels.use_numba()}; "
+        f"kernel: {'VNNI (exact integer)' if hash_kernels.vnni_available() else 'float32 (no VNNI on this CPU)'}"
     )
     print(
         f"copy bandwidth {bw / 1e9:.1f} GB/s (read+write); read bound {bound * 1e6:.1f} us/slice "

@@ -23,7 +23,8 @@ import nrrd
 import numpy as np
 from skimage.metrics import normalized_mutual_information, structural_similarity
 
-from medssl_monai.reduction import _jit, pairwise_nmi, pairwise_ssim, reduce_pairs, reduce_volume, to_uint8
+from medssl_monai.reduction import pairwise_nmi, pairwise_ssim, reduce_pairs, reduce_volume, to_uint8
+from medssl_monai.reduction.kernels import pairwise as pairwise_kernels
 from medssl_monai.reduction.similarity import screen_ssim
 from medssl_monai.utils import shared_data_dir
 
@@ -71,7 +72,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores; other job running: {other}; method {args.method}; "
         f"slices {args.size}x{args.size} uint8; reduction to {args.target_fraction:.0%} (paper Sec. 3.2); "
-        f"numba kernels: {_jit.use_numba()}, threads {args.threads}"
+        f"numba kernels: {pairwise_kernels.use_numba()}, threads {args.threads}"
     )
     print("| n | pairs | ours s | naive s | speed | identical keep-set | check |\n|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)

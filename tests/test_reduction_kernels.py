@@ -1,4 +1,4 @@
-"""The optional numba kernels of the reduction (medssl_monai.reduction._jit) against the pure numpy/torch paths,
+"""The optional numba kernels of the reduction (medssl_monai.reduction.kernels.pairwise) against the pure numpy/torch paths,
 imagehash and scikit-image: same bits for the 8-bit conversion and dHash (fused or not, 1 or 2 threads), SSIM and
 NMI equal to the fallback to float64 rounding, identical slices exactly SSIM 1 / NMI 2, same keep-sets."""
 
@@ -100,8 +100,8 @@ def test_ssim_nmi_kernels_equal_fallback_and_skimage(monkeypatch):
 
 
 _PAIRS = {
-    "_jit": [("nmi_matrix", "nmi_matrix_parallel"), ("ssim_matrix", "ssim_matrix_parallel")],
-    "_jit_hash": [("dhash_small", "dhash_small_parallel"), ("vnni_dhash_small", "vnni_dhash_small_parallel")],
+    "pairwise": [("nmi_matrix", "nmi_matrix_parallel"), ("ssim_matrix", "ssim_matrix_parallel")],
+    "hashing": [("dhash_small", "dhash_small_parallel"), ("vnni_dhash_small", "vnni_dhash_small_parallel")],
 }
 
 
@@ -110,7 +110,7 @@ def _dispatchers(module: str):
 
     from numba.core.registry import CPUDispatcher
 
-    mod = importlib.import_module(f"medssl_monai.reduction.{module}")
+    mod = importlib.import_module(f"medssl_monai.reduction.kernels.{module}")
     return mod, [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)]
 
 
@@ -119,7 +119,7 @@ def test_serial_and_parallel_kernels_are_distinct_functions(module):
     """numba's on-disk cache is keyed by a function's bytecode and signature, not by ``parallel=True``: a serial and
     a parallel dispatcher of one Python function load each other's machine code (the first compiled wins, and
     ``threads=`` silently does nothing or runs the 1-thread path on every core). Every cached dispatcher in
-    ``_jit`` and ``_jit_hash`` must therefore wrap its own function."""
+    ``kernels.pairwise`` and ``kernels.hashing`` must therefore wrap its own function."""
     mod, dispatchers = _dispatchers(module)
     assert {name for pair in _PAIRS[module] for name in pair} <= {d.py_func.__name__ for d in dispatchers}
     codes = [d.py_func.__code__ for d in dispatchers]

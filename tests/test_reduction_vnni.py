@@ -1,4 +1,4 @@
-"""The VNNI dHash kernel (medssl_monai.reduction._jit_hash): Pillow's integer sums exactly. The weight limbs reconstruct
+"""The VNNI dHash kernel (medssl_monai.reduction.kernels.hashing): Pillow's integer sums exactly. The weight limbs reconstruct
 Pillow's weights (hand-checked digits), the byte dot product equals int64 numpy, and the hashes equal the float32
 kernel's and imagehash's in every mode (uint8 input, per-slice min-max, HU window; 1 and 2 threads), including the
 next slice's min/max taken along the way (extremes at a slice's first and last pixel)."""
@@ -8,14 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medssl_monai.reduction import _jit_hash, dhash, dhash_slices, hashing, to_uint8
+from medssl_monai.reduction import dhash, dhash_slices, hashing, to_uint8
+from medssl_monai.reduction.kernels import hashing as hash_kernels
 
 pytest.importorskip("numba")
 imagehash = pytest.importorskip("imagehash")
 Image = pytest.importorskip("PIL.Image")
 
 needs_vnni = pytest.mark.skipif(
-    not _jit_hash.vnni_available(), reason="no VNNI on this CPU: the float32 kernel runs instead"
+    not hash_kernels.vnni_available(), reason="no VNNI on this CPU: the float32 kernel runs instead"
 )
 
 
@@ -32,17 +33,17 @@ def test_limbs_hand_checked_digits():
     """79361 (Pillow's largest 512 -> 9 weight) = 1 + 54 * 2**8 + 1 * 2**16; -11687 = 89 - 46 * 2**8 (two limbs)."""
     k = np.zeros((1, 64))
     k[0, 40], k[0, 3] = 79361, -11687
-    nch, wl, c_lo, c_hi = _jit_hash.vnni_limbs(k, np.array([64]))
+    nch, wl, c_lo, c_hi = hash_kernels.vnni_limbs(k, np.array([64]))
     assert nch.tolist() == [2] and (c_lo.tolist(), c_hi.tolist()) == ([1], [2])  # tap 40 lies in chunk 1
     assert wl[0, :, 40].tolist() == [1, 54, 1]
     assert wl[0, :, 3].tolist() == [89, -46, 0]
-    assert _jit_hash.vnni_limbs(np.array([[float(1 << 23)]]), np.array([1])) is None  # would need a fourth limb
+    assert hash_kernels.vnni_limbs(np.array([[float(1 << 23)]]), np.array([1])) is None  # would need a fourth limb
 
 
 @pytest.mark.parametrize("size,out", [(512, 9), (512, 8), (100, 9), (37, 8), (1500, 9), (21, 9), (40, 8)])
 def test_limbs_reconstruct_pillow_weights(size, out):
     _, hl, _, hk64, _ = hashing._band(size, out)
-    nch, wl, c_lo, c_hi = _jit_hash.vnni_limbs(hk64, hl)
+    nch, wl, c_lo, c_hi = hash_kernels.vnni_limbs(hk64, hl)
     k = _recombine(wl)
     n = hk64.shape[1]
     np.testing.assert_array_equal(k[:, :n], hk64.astype(np.int64))
@@ -60,14 +61,14 @@ def test_dot4_equals_int64_dot():
 
     @njit
     def dot4(rows, st, wl, nch, c_lo, c_hi):
-        return _jit_hash._dot4(rows, st, wl, nch, c_lo, c_hi)
+        return hash_kernels._dot4(rows, st, wl, nch, c_lo, c_hi)
 
     rng = np.random.default_rng(0)
     for _ in range(40):
         n = int(rng.integers(1, 400))
         k = rng.integers(-(1 << 13), 1 << 13, n)
         k[rng.integers(0, n, 3)] = rng.integers(-(1 << 19), 1 << 19, 3)  # a few wide taps: the third limb
-        nch, wl, c_lo, c_hi = _jit_hash.vnni_limbs(k[None].astype(np.float64), np.array([n]))
+        nch, wl, c_lo, c_hi = hash_kernels.vnni_limbs(k[None].astype(np.float64), np.array([n]))
         st = int(rng.integers(0, 40))
         rows = rng.integers(0, 256, (4, st + wl.shape[2] + 32), dtype=np.uint8)
         expected = rows[:, st : st + n].astype(np.int64) @ k
@@ -75,7 +76,7 @@ def test_dot4_equals_int64_dot():
         assert dot4(rows, st, wl[0], nch[0], c_lo[0], c_hi[0]) == tuple(expected.tolist())
     # the largest sums Pillow can make for 512 -> 9: all-255 rows (2**22 * 255 plus the negative lobes' part)
     _, hl, _, hk64, _ = hashing._band(512, 9)
-    nch, wl, c_lo, c_hi = _jit_hash.vnni_limbs(hk64, hl)
+    nch, wl, c_lo, c_hi = hash_kernels.vnni_limbs(hk64, hl)
     rows = np.full((4, 512 + wl.shape[2] + 32), 255, np.uint8)
     for o in range(9):
         expected = int(255 * hk64[o].astype(np.int64).sum())
@@ -103,7 +104,7 @@ def test_vnni_kernel_equals_float32_kernel_and_imagehash(monkeypatch, shape):
     u, uw = to_uint8(x), to_uint8(x, window)
     ref, ref_w = _imagehash(u), _imagehash(uw)
     got = [dhash(u), dhash_slices(x), dhash_slices(x, threads=2), dhash_slices(x, window), dhash(uw, threads=2)]
-    assert _jit_hash.vnni_dhash_small.signatures and _jit_hash.vnni_dhash_small_parallel.signatures  # VNNI ran
+    assert hash_kernels.vnni_dhash_small.signatures and hash_kernels.vnni_dhash_small_parallel.signatures  # VNNI ran
     monkeypatch.setenv("MEDSSL_NO_VNNI", "1")
     float32 = [dhash(u), dhash_slices(x), dhash_slices(x, threads=2), dhash_slices(x, window), dhash(uw, threads=2)]
     for a, b, r in zip(got, float32, [ref, ref, ref, ref_w, ref_w]):
@@ -134,14 +135,14 @@ def test_vnni_follows_numbas_target(monkeypatch, setting, value, expected):
     from numba.core import config
 
     monkeypatch.setattr(config, setting, value)
-    _jit_hash._host_has_vnni.cache_clear()
+    hash_kernels._host_has_vnni.cache_clear()
     try:
-        assert _jit_hash._host_has_vnni() is expected
+        assert hash_kernels._host_has_vnni() is expected
     finally:
         monkeypatch.undo()
-        _jit_hash._host_has_vnni.cache_clear()
+        hash_kernels._host_has_vnni.cache_clear()
 
 
 def test_vnni_switched_off_by_env(monkeypatch):
     monkeypatch.setenv("MEDSSL_NO_VNNI", "1")
-    assert not _jit_hash.vnni_available()
+    assert not hash_kernels.vnni_available()

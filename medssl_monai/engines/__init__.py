@@ -1,19 +1,22 @@
-"""Ignite engines for SSL (MONAI trainer subclasses) and their handlers."""
+"""Ignite engines for SSL (MONAI trainer subclasses); their handlers live in :mod:`.handlers`, one per file."""
 
 from .evaluator import EmbeddingEvaluator
+from ..evaluation.health import effective_rank
 from .handlers import (
+    CollapseError,
     DataWaitTimer,
     EmbeddingHealth,
     EmbeddingWriter,
     EpochAverage,
+    HeldOutHealth,
+    ImbalanceHandler,
+    PreciseBatchNorm,
     ProgressBar,
     ResumableCheckpoint,
+    recalibrate_batch_norm,
+    subset_batch,
 )
-from .health import CollapseError, HeldOutHealth
-from ..evaluation.health import effective_rank
-from .imbalance import ImbalanceHandler, subset_batch
 from .radiomics_deep import RadiomicsDeepTrainer
-from .precise_bn import PreciseBatchNorm, recalibrate_batch_norm
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard, raise_if_nonfinite
 from .trainer import SSLTrainer
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _jit, _jit_hash
+from .kernels import hashing as hash_kernels
+from .kernels import pairwise as pairwise_kernels
 from ._checks import check_stack
 
 __all__ = ["check_window", "to_uint8"]
@@ -82,9 +83,9 @@ def to_uint8(slices: np.ndarray, window: tuple[float, float] | None = None) -> n
     if window is not None:
         low, high = check_window(window)
     out = np.empty(x.shape, dtype=np.uint8)
-    if _jit.use_numba() and x.dtype in _jit.KERNEL_DTYPES:  # same operations, one pass per slice (_jit_hash)
+    if pairwise_kernels.use_numba() and x.dtype in pairwise_kernels.KERNEL_DTYPES:  # same operations, one pass per slice (kernels.hashing)
         lo_hi = (low, high) if window is not None else (0.0, 0.0)
-        _jit_hash.to_uint8_kernel(np.ascontiguousarray(x), window is not None, *lo_hi, x.dtype.kind in "iu", out)
+        hash_kernels.to_uint8_kernel(np.ascontiguousarray(x), window is not None, *lo_hi, x.dtype.kind in "iu", out)
         return out
     buf32 = np.empty(x.shape[1:], dtype=np.float32)
     if window is None:

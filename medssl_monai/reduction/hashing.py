@@ -31,11 +31,11 @@ float64, so the floor/clip reproduce Pillow's integer arithmetic bit for bit wit
 (checked against ``imagehash`` in the tests).
 
 With numba installed (a core dependency since 0.3.0) the horizontal-first sizes (512x512 among them) go through one
-compiled kernel per slice instead (:mod:`~medssl_monai.reduction._jit_hash`): band-limited float32 dot products of four
+compiled kernel per slice instead (:mod:`~medssl_monai.reduction.kernels.hashing`): band-limited float32 dot products of four
 rows at a time with ``k / 2**22``, each decided by a rigorous error bound or recomputed exactly in float64 when the
 bound cannot decide Pillow's rounding, then the exact vertical pass. :func:`dhash_slices` also fuses the 8-bit
 conversion into that kernel (one read of the int16 slice for min/max, one for conversion and the first pass). On
-CPUs with VNNI byte dot products the kernel of :mod:`~medssl_monai.reduction._jit_hash` (VNNI) runs instead: both passes in
+CPUs with VNNI byte dot products the kernel of :mod:`~medssl_monai.reduction.kernels.hashing` (VNNI) runs instead: both passes in
 exact integer arithmetic (Pillow's own sums), the next slice prefetched and its min/max taken during the current
 one (~1.9x faster on 512x512 int16 slices). Same bits as the numpy path and imagehash (tests);
 ``MEDSSL_NO_VNNI=1`` forces the float32 kernel, ``MEDSSL_NO_NUMBA=1`` the numpy path.
@@ -49,7 +49,8 @@ from functools import lru_cache
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import _jit, _jit_hash
+from .kernels import hashing as hash_kernels
+from .kernels import pairwise as pairwise_kernels
 from ._checks import check_stack
 from .convert import check_window, to_uint8
 
@@ -180,7 +181,7 @@ def _band(in_size: int, out_size: int) -> tuple[np.ndarray, ...]:
     """Pillow's weights for one axis as bands for the numba kernels: the start of each output's taps, their count
     rounded up to a multiple of 16 (zero weights past the last tap), and over the longest of these ``k / 2**22`` in
     float32 (exact), ``k`` in float64, and the float32 error bound of each output's dot product with 0..255 pixels,
-    ``gamma_(n+1) * 255 * sum |w|`` plus 1e-9 for the float64 comparison (see ``_jit``)."""
+    ``gamma_(n+1) * 255 * sum |w|`` plus 1e-9 for the float64 comparison (see ``kernels.pairwise``)."""
     k = pillow_lanczos_weights(in_size, out_size)
     starts = np.zeros(out_size, dtype=np.int64)
     ends = np.zeros(out_size, dtype=np.int64)
@@ -207,17 +208,17 @@ def _band(in_size: int, out_size: int) -> tuple[np.ndarray, ...]:
 def _jit_applies(h: int, w: int) -> bool:
     """The numba kernels cover both passes with the horizontal one first (512x512 -> 9x8 and most sizes)."""
     vertical_first = h > HASH_HEIGHT and (h - HASH_HEIGHT) > 2 * (w - HASH_WIDTH)
-    return _jit.use_numba() and h != HASH_HEIGHT and w != HASH_WIDTH and not vertical_first
+    return pairwise_kernels.use_numba() and h != HASH_HEIGHT and w != HASH_WIDTH and not vertical_first
 
 
 @lru_cache(maxsize=64)
 def _vnni_limbs(in_size: int, out_size: int) -> tuple[np.ndarray, ...] | None:
     _, hl, _, hk64, _ = _band(in_size, out_size)
-    return _jit_hash.vnni_limbs(hk64, hl)
+    return hash_kernels.vnni_limbs(hk64, hl)
 
 
 def _jit_call(x: np.ndarray, convert: bool, window) -> tuple:
-    """The numba kernel pair for ``x`` (``_jit_hash``: the exact integer VNNI kernel where the CPU has it, otherwise
+    """The numba kernel pair for ``x`` (``kernels.hashing``: the exact integer VNNI kernel where the CPU has it, otherwise
     the float32 one with its exact re-check; the same values either way), its arguments, and the (N, 8, 9) output
     they fill."""
     hs, hl, hw32, hk64, hbound = _band(x.shape[2], HASH_WIDTH)
@@ -225,21 +226,21 @@ def _jit_call(x: np.ndarray, convert: bool, window) -> tuple:
     low, high = window if window is not None else (0.0, 0.0)
     small = np.empty((len(x), HASH_HEIGHT, HASH_WIDTH), dtype=np.float64)
     xc, int_dtype = np.ascontiguousarray(x), x.dtype.kind in "iu"
-    use_vnni = _jit_hash.vnni_available()
+    use_vnni = hash_kernels.vnni_available()
     hband = _vnni_limbs(x.shape[2], HASH_WIDTH) if use_vnni else None
     vband = _vnni_limbs(x.shape[1], HASH_HEIGHT) if use_vnni else None
-    flags = (True if convert else None, (low, high) if window is not None else None)  # see _jit_hash._vnni_range
+    flags = (True if convert else None, (low, high) if window is not None else None)  # see hash_kernels._vnni_range
     if hband is not None and vband is not None:
-        kernels = (_jit_hash.vnni_dhash_small, _jit_hash.vnni_dhash_small_parallel)
+        kernels = (hash_kernels.vnni_dhash_small, hash_kernels.vnni_dhash_small_parallel)
         return kernels, (xc, *flags, int_dtype, hs, hband, vs, vband, small), small
-    kernels = (_jit_hash.dhash_small, _jit_hash.dhash_small_parallel)
+    kernels = (hash_kernels.dhash_small, hash_kernels.dhash_small_parallel)
     return kernels, (xc, *flags, int_dtype, hs, hl, hw32, hk64, hbound, vs, vk64, small), small
 
 
 def _jit_small(x: np.ndarray, convert: bool, window, threads: int) -> np.ndarray:
     """Both Pillow passes in a numba kernel (:func:`_jit_call`) -> (N, 8, 9) float64 values."""
     kernels, args, small = _jit_call(x, convert, window)
-    _jit.run_threaded(*kernels, threads, *args)
+    pairwise_kernels.run_threaded(*kernels, threads, *args)
     return small
 
 
@@ -281,7 +282,7 @@ def dhash_slices(slices: np.ndarray, window: tuple[float, float] | None = None, 
     8-bit conversion fused into the hash kernel when numba is available (no uint8 stack is written); the same
     bits either way (tests). Raises what :func:`~medssl_monai.reduction.to_uint8` raises."""
     x = check_stack(slices, "slices")
-    if not _jit_applies(*x.shape[1:]) or x.dtype not in _jit.KERNEL_DTYPES:
+    if not _jit_applies(*x.shape[1:]) or x.dtype not in pairwise_kernels.KERNEL_DTYPES:
         return dhash(to_uint8(x, window))
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError("slices contain infinite values.")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _jit
+from .kernels import pairwise as pairwise_kernels
 from ._checks import check_square, check_stack
 
 __all__ = [
@@ -271,7 +271,7 @@ def reduce_volume(
             target_fraction = DEFAULT_TARGET_FRACTION
     if len(x) == 1:
         return np.ones(1, dtype=bool)
-    if method == "ssim" and _jit.use_numba():  # float32 screening + float64 refinement: the exact keep-set
+    if method == "ssim" and pairwise_kernels.use_numba():  # float32 screening + float64 refinement: the exact keep-set
         from .similarity import screen_ssim
 
         approx, bound, exact = screen_ssim(x, threads=threads)

@@ -15,7 +15,7 @@ max + 0.5). Default ``bins=256`` (scikit-image's default is 100): on uint8 slice
 own bin, i.e. the measure is that of the exact grey values. Bin codes are computed once per slice, so per pair
 only a ``bincount`` of the joint codes remains; entropies use a ``c log c`` table.
 
-With numba installed (a core dependency since 0.3.0), both run as compiled kernels (:mod:`~medssl_monai.reduction._jit`):
+With numba installed (a core dependency since 0.3.0), both run as compiled kernels (:mod:`~medssl_monai.reduction.kernels.pairwise`):
 SSIM fused per pair (product, valid 11-tap filter and the SSIM formula row by row, float64; identical slices give
 exactly 1), NMI as an integer joint histogram per pair (identical slices give exactly 2); agreement with the numpy
 path and scikit-image to float64 rounding (~1e-14 at most, tests). ``threads > 1`` spreads the pairs over numba
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
-from . import _jit
+from .kernels import pairwise as pairwise_kernels
 from ._checks import check_stack
 
 __all__ = ["gaussian_window", "nmi", "pairwise_nmi", "pairwise_ssim", "screen_ssim", "ssim", "ssim_screen_bound"]
@@ -114,13 +114,13 @@ def pairwise_ssim(images: np.ndarray, data_range: float = 255.0, threads: int = 
     if h < 2 * r + 1 or w < 2 * r + 1:
         raise ValueError(f"SSIM needs slices of at least 11x11 pixels, got {h}x{w}.")
     c1, c2 = _ssim_constants(data_range)
-    if _jit.use_numba():
+    if pairwise_kernels.use_numba():
         out = np.empty((n, n))
         mu = np.empty((n, h - 2 * r, w - 2 * r))
         d = np.empty_like(mu)
         x = np.ascontiguousarray(x)
         wts = gaussian_window()
-        _jit.run_threaded(_jit.ssim_matrix, _jit.ssim_matrix_parallel, threads, x, wts, wts, c1, c2, mu, d, out)
+        pairwise_kernels.run_threaded(pairwise_kernels.ssim_matrix, pairwise_kernels.ssim_matrix_parallel, threads, x, wts, wts, c1, c2, mu, d, out)
         return out
     xf = x.astype(np.float64)
     mu, mu2, var = _ssim_stats(xf)
@@ -193,7 +193,7 @@ def screen_ssim(
     exact matrix while recomputing only the pairs whose order the bound leaves open. Needs numba
     (``pip install numba``).
     """
-    if not _jit.use_numba():
+    if not pairwise_kernels.use_numba():
         raise RuntimeError("screen_ssim needs the numba kernels (pip install numba).")
     x = np.ascontiguousarray(check_stack(images, dtype=np.uint8))
     n, h, w = x.shape
@@ -207,7 +207,7 @@ def screen_ssim(
     mu = np.empty((n, hv, wv), np.float32)
     d = np.empty_like(mu)
     args = (x, wts, wts.astype(np.float32), np.float32(c1), np.float32(c2), mu, d, approx)
-    _jit.run_threaded(_jit.ssim_matrix, _jit.ssim_matrix_parallel, threads, *args)
+    pairwise_kernels.run_threaded(pairwise_kernels.ssim_matrix, pairwise_kernels.ssim_matrix_parallel, threads, *args)
     del mu, d
     sq = np.einsum("nhw,nhw->n", x, x, dtype=np.int64)  # exact sum of squares per slice
     bound = ssim_screen_bound(sq, hv * wv, c2)
@@ -215,7 +215,7 @@ def screen_ssim(
     def exact(i: int, j: int) -> float:
         if np.array_equal(x[i], x[j]):  # the kernel gives exactly 1 for identical slices: ties at 1 stay cheap
             return 1.0
-        return float(_jit.ssim_pair(x[i], x[j], wts, c1, c2))
+        return float(pairwise_kernels.ssim_pair(x[i], x[j], wts, c1, c2))
 
     return approx, bound, exact
 
@@ -262,9 +262,9 @@ def pairwise_nmi(images: np.ndarray, bins: int = 256, threads: int = 1) -> np.nd
     codes = _bin_codes(x, bins).reshape(n, -1)
     c = np.arange(total + 1, dtype=np.float64)
     clogc = c * np.log(np.maximum(c, 1.0))
-    if _jit.use_numba() and bins <= 256:
+    if pairwise_kernels.use_numba() and bins <= 256:
         out = np.empty((n, n))
-        _jit.run_threaded(_jit.nmi_matrix, _jit.nmi_matrix_parallel, threads, codes, clogc, out)
+        pairwise_kernels.run_threaded(pairwise_kernels.nmi_matrix, pairwise_kernels.nmi_matrix_parallel, threads, codes, clogc, out)
         return out
     marg = np.array([_entropy(np.bincount(codes[i], minlength=bins), total, clogc) for i in range(n)])
     out = np.full((n, n), 2.0)

@@ -1,5 +1,5 @@
 """numba kernels of the 8-bit conversion and of dHash (Pillow's LANCZOS resize to 9x8); exact, like the numpy paths
-(see :mod:`~medssl_monai.reduction._jit` for when kernels are used, threads, and the serial / parallel split).
+(see :mod:`~medssl_monai.reduction.kernels.pairwise` for when kernels are used, threads, and the serial / parallel split).
 
 One file on purpose: numba's disk cache notices edits only to the file a function is defined in, so every compiled
 function these kernels call lives here (a kernel in another file calling ``_convert_row`` would keep a stale copy
@@ -49,7 +49,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from medssl_monai.reduction._jit import HAVE_NUMBA, use_numba
+from medssl_monai.reduction.kernels.pairwise import HAVE_NUMBA, use_numba
 
 if HAVE_NUMBA:
     import numba

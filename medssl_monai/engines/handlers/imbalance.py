@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from ..imbalance import reweight, select
+from ...imbalance import reweight, select
 
 __all__ = ["ImbalanceHandler", "subset_batch"]
 

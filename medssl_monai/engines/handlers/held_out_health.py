@@ -9,7 +9,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from ..evaluation.health import representation_health
+from ...evaluation.health import representation_health
 
 __all__ = ["CollapseError", "HeldOutHealth"]
 

@@ -7,11 +7,11 @@ keeps the machine code next to this file for later processes) and run single-thr
 the parallel unit (:mod:`~medssl_monai.reduction.run`); ``threads=k`` calls the ``*_parallel`` variant, a separate
 function because numba's cache key ignores ``parallel=True``. numba's disk cache notices edits only to the file a
 function is defined in, so a cached kernel calls compiled functions of its own file only: this file holds the NMI and
-SSIM kernels, :mod:`~medssl_monai.reduction._jit_hash` those of the 8-bit conversion and dHash.
+SSIM kernels, :mod:`~medssl_monai.reduction.kernels.hashing` those of the 8-bit conversion and dHash.
 
 Exactness arguments (the tests compare every kernel with its numpy path and with imagehash / scikit-image):
 
-* 8-bit conversion and dHash: :mod:`~medssl_monai.reduction._jit_hash`.
+* 8-bit conversion and dHash: :mod:`~medssl_monai.reduction.kernels.hashing`.
 * NMI: integer joint histograms (exact), ``c log c`` summed per row of the table in four interleaved partial sums,
   then over rows (a fixed order, not the compiler's); a marginal entropy is the joint entropy of the slice with
   itself, so identical slices give exactly 2.

@@ -1,0 +1,122 @@
+"""Resumable training checkpoints: save every N epochs, resume from the newest, refuse a different run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader, CheckpointSaver
+
+from ...utils import atomic_write_text
+
+__all__ = ["ResumableCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = re.compile(r"epoch=(\d+)")
+
+
+class ResumableCheckpoint:
+    """Save a resumable checkpoint every ``save_interval`` epochs and resume from the newest one at start.
+
+    The checkpoint holds ``objects`` (model, optimizer, LR scheduler ...) plus the trainer's own state (epoch and
+    iteration counters), which is added at ``attach`` (a config cannot reference the trainer from its handlers).
+    Restarting a killed run with the same command continues from its last completed epoch and gives the same LR
+    schedule and optimizer state as an unbroken run; with no checkpoint in ``save_dir`` it starts from scratch. The
+    random streams (shuffling, augmentation) are not saved, so a resumed run is not bit-identical to an unbroken one.
+    Saving is MONAI's :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never
+    a half-written checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader`
+    (``torch.load(weights_only=True)``).
+    Files are ``<save_dir>/checkpoint_epoch=<N>.pt``; the newest ``n_saved`` are kept.
+
+    ``run_config`` (the settings that define a run: data, seed, epochs, batch size ...) is written to
+    ``<save_dir>/run_config.json``; resuming with different settings is refused with a message naming them, instead of
+    silently continuing another run's weights and schedule.
+
+    Under DDP every rank loads the checkpoint and rank 0 alone writes (Ignite's ``DiskSaver``); save the unwrapped
+    module (not the ``DistributedDataParallel`` wrapper), so that checkpoints load in single-process runs too.
+
+    Attach it after the handlers that change saved objects at the end of an epoch (``LrScheduleHandler``): Ignite
+    runs handlers of one event in attach order, and the checkpoint must hold the state after the LR step.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        objects: dict,
+        save_interval: int = 1,
+        n_saved: int = 2,
+        map_location: str | None = "cpu",
+        run_config: dict | None = None,
+    ) -> None:
+        self.save_dir = Path(save_dir)
+        self.objects = dict(objects)
+        self.save_interval = save_interval
+        self.n_saved = n_saved
+        self.map_location = map_location
+        self.run_config = json.loads(json.dumps(run_config or {}, default=str))
+
+    def _saved(self) -> list[tuple[int, Path]]:
+        return sorted((int(m.group(1)), p) for p in self.save_dir.glob("*.pt") if (m := _EPOCH.search(p.name)))
+
+    def _prune(self, engine: Engine) -> None:
+        """Keep the newest ``n_saved`` across restarts (Ignite counts only the files of its own run)."""
+        for _, path in self._saved()[: -self.n_saved]:
+            path.unlink(missing_ok=True)
+
+    def _check_run_config(self) -> None:
+        stored_file = self.save_dir / "run_config.json"
+        if not self.run_config or not stored_file.is_file():
+            return
+        stored = json.loads(stored_file.read_text())
+        changed = {k for k in set(stored) | set(self.run_config) if stored.get(k) != self.run_config.get(k)}
+        if changed:
+            details = ", ".join(f"{k}: {stored.get(k)!r} -> {self.run_config.get(k)!r}" for k in sorted(changed))
+            raise ValueError(
+                f"{self.save_dir} holds checkpoints of a different run ({details}). Resume only with the same "
+                "settings; to start a new run, pass another --output_dir or delete that checkpoints folder."
+            )
+
+    def attach(self, engine: Engine) -> None:
+        objects = {**self.objects, "trainer": engine}
+        saved = self._saved()
+        writer = _is_rank_zero()
+        if not saved:
+            logger.info("No checkpoint in %s: starting from scratch.", self.save_dir)
+            if self.run_config and writer:
+                atomic_write_text(
+                    self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True)
+                )
+        else:
+            epoch, path = saved[-1]
+            self._check_run_config()
+            logger.info("Resuming from %s.", path)
+            max_epochs = getattr(engine.state, "max_epochs", None)
+            if max_epochs is not None and epoch >= max_epochs:
+                logger.warning(
+                    "%s is the last epoch of this run: nothing left to train. Use another --output_dir for a new run.",
+                    path.name,
+                )
+            CheckpointLoader(load_path=str(path), load_dict=objects, map_location=self.map_location).attach(engine)
+        # every rank builds the saver (Ignite's Checkpoint runs a collective at construction); its DiskSaver writes on
+        # rank 0 only
+        CheckpointSaver(
+            save_dir=str(self.save_dir),
+            save_dict=objects,
+            save_interval=self.save_interval,
+            epoch_level=True,
+            n_saved=self.n_saved,
+        ).attach(engine)
+        if writer:
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+
+
+def _is_rank_zero() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
+        torch.distributed.get_rank() == 0
+    )

@@ -60,7 +60,9 @@ def probe_auc(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: 
 def row(name: str, train: torch.Tensor, y_train, test: torch.Tensor, y_test) -> str:
     h = representation_health(test, y_test)
     auc = probe_auc(train.numpy(), y_train, test.numpy(), y_test)
-    return f"| {name} | {h['std_ratio']:.3f} | {h['effective_rank']:.1f} | {h['knn_balanced_accuracy']:.3f} | {auc:.3f} |"
+    return (
+        f"| {name} | {h['std_ratio']:.3f} | {h['effective_rank']:.1f} | {h['knn_balanced_accuracy']:.3f} | {auc:.3f} |"
+    )
 
 
 def main() -> None:
@@ -93,8 +95,15 @@ def main() -> None:
         tr = extract_features(train_items, params, max_workers=2, progress=False)
         te = extract_features(test_items, params, max_workers=2, progress=False)
         keep = np.nanstd(tr.values, 0) > 0
-        print(row("PyRadiomics (107, constant columns dropped)", torch.as_tensor(tr.values[:, keep]), tr.labels,
-                  torch.as_tensor(te.values[:, keep]), te.labels))
+        print(
+            row(
+                "PyRadiomics (107, constant columns dropped)",
+                torch.as_tensor(tr.values[:, keep]),
+                tr.labels,
+                torch.as_tensor(te.values[:, keep]),
+                te.labels,
+            )
+        )
     print(f"\n{time.time() - t0:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 

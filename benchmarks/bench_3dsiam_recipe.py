@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=6)
     parser.add_argument("--predictor_hidden", type=int, default=64)
     parser.add_argument("--output_bn", action="store_true", help="BatchNorm1d on dense8's output")
-    parser.add_argument("--fixed_predictor_lr", action="store_true", help="no decay of the predictor's lr (SimSiam 4.2)")
+    parser.add_argument(
+        "--fixed_predictor_lr", action="store_true", help="no decay of the predictor's lr (SimSiam 4.2)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from monai.bundle import ConfigParser
@@ -60,10 +62,12 @@ def main() -> None:
     encoder = SiamEncoder3D()
     if args.output_bn:
         encoder.head.append(torch.nn.BatchNorm1d(256))
-    net = SSLNetwork(encoder, predictor=PredictionHead(256, args.predictor_hidden)).to(memory_format=torch.channels_last_3d)
+    net = SSLNetwork(encoder, predictor=PredictionHead(256, args.predictor_hidden)).to(
+        memory_format=torch.channels_last_3d
+    )
     groups = [{"params": encoder.parameters()}, {"params": net.predictor.parameters()}]
     opt = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
-    cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / args.steps))  # noqa: E731
+    cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / args.steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, [cosine, (lambda s: 1.0) if args.fixed_predictor_lr else cosine])
     loss_fn, gen, order, pos, t0 = SimSiamLoss(), torch.Generator().manual_seed(args.seed), None, len(x_tr), time.time()
     for step in range(args.steps):
@@ -90,7 +94,10 @@ def main() -> None:
     print("| run | features | std ratio | effective rank | probe AUC |\n|---|---|---:|---:|---:|")
     data = ((x_tr, y_tr), (x_te, y_te))
     figures(name, encoder, data)
-    batches = [{"image": x_tr[order[s : s + args.batch_size]]} for s in range(0, len(x_tr) - args.batch_size + 1, args.batch_size)]
+    batches = [
+        {"image": x_tr[order[s : s + args.batch_size]]}
+        for s in range(0, len(x_tr) - args.batch_size + 1, args.batch_size)
+    ]
     recalibrate_batch_norm(encoder, batches[:200])
     figures(name + ", BN re-estimated on clean volumes", encoder, data)
 

@@ -62,16 +62,33 @@ def main() -> None:
         from medssl_monai.utils import shared_data_dir
 
         print(make_slices(shared_data_dir() / "adrenalmnist3d" / "adrenalmnist3d.npz", Path(args.make_slices)))
-    print("| data | method | epochs done | non-finite | last train loss | held-out std ratio | held-out eff. rank "
-          "| held-out kNN bal. acc. | seconds |")
+    print(
+        "| data | method | epochs done | non-finite | last train loss | held-out std ratio | held-out eff. rank "
+        "| held-out kNN bal. acc. | seconds |"
+    )
     print("|---|---|---:|---|---:|---:|---:|---:|---:|")
     for data in args.data:
         for method in args.methods:
             out = Path(args.out) / Path(data).stem / method
-            cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
-                   str(REPO / "bundles" / "small_data_ssl" / "configs" / "train.json"), "--method", method,
-                   "--dataset_dir", data, "--epochs", str(args.epochs), "--num_workers", "0", "--output_dir", str(out),
-                   *args.extra]
+            cmd = [
+                sys.executable,
+                "-m",
+                "monai.bundle",
+                "run",
+                "--config_file",
+                str(REPO / "bundles" / "small_data_ssl" / "configs" / "train.json"),
+                "--method",
+                method,
+                "--dataset_dir",
+                data,
+                "--epochs",
+                str(args.epochs),
+                "--num_workers",
+                "0",
+                "--output_dir",
+                str(out),
+                *args.extra,
+            ]
             t0 = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             log = proc.stdout + proc.stderr
@@ -79,10 +96,13 @@ def main() -> None:
             (out / "train.log").write_text(log)
             epoch, m = last_metrics(log)
             nonfinite = "NonFiniteLossError" in log
-            fmt = lambda k: f"{m[k]:.3f}" if k in m else "-"  # noqa: E731
-            print(f"| {Path(data).stem} | {method} | {epoch} | {'yes' if nonfinite else 'no'} | "
-                  f"{fmt('train_loss_epoch')} | {fmt('health_std_ratio')} | {fmt('health_effective_rank')} | "
-                  f"{fmt('health_knn_balanced_accuracy')} | {time.time() - t0:.0f} |", flush=True)
+            fmt = lambda k: f"{m[k]:.3f}" if k in m else "-"
+            print(
+                f"| {Path(data).stem} | {method} | {epoch} | {'yes' if nonfinite else 'no'} | "
+                f"{fmt('train_loss_epoch')} | {fmt('health_std_ratio')} | {fmt('health_effective_rank')} | "
+                f"{fmt('health_knn_balanced_accuracy')} | {time.time() - t0:.0f} |",
+                flush=True,
+            )
             if proc.returncode and not nonfinite:
                 print(log[-3000:], file=sys.stderr)
 

@@ -324,6 +324,48 @@ def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)  # SE trained on other batches
 
 
+def test_evaluate_protocol_skips_variants_and_their_rows(tmp_path):
+    """evaluate.json runs one Python entry point; --skip leaves variants (and their rows and curves) out."""
+    import json
+
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "evaluate.json"),
+        workflow_type=None,
+        logging_file=False,
+        output_dir=str(tmp_path),
+        epochs=1,
+        num_workers=0,
+        roi_size=[28, 28, 28],
+        skip=["se", "re", "rubik"],
+        **{
+            "synthetic#n": 20,
+            "synthetic#size": [28, 28, 28],
+            "evaluate#supervised": None,
+            "evaluate#label_fractions": [1.0],
+            "evaluate#diagnostic": {"ks": [2], "q": 5, "m": 4, "n_batches": 5},
+        },
+    )
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    assert sorted(p.name for p in (tmp_path / "pretrain").iterdir()) == ["none"]
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert [r["feature_set"] for r in document["records"]] == ["Trad. radiomics", "3DSiam", "Trad.+3DSiam"]
+    analysis = json.loads((tmp_path / "analysis.json").read_text())
+    assert list(analysis["correlation_density"]) == ["3DSiam"]
+    bad = ConfigWorkflow(
+        config_file=str(CONFIGS / "evaluate.json"),
+        workflow_type=None,
+        logging_file=False,
+        output_dir=str(tmp_path / "bad"),
+        skip=["nope"],
+    )
+    bad.initialize()
+    with pytest.raises(RuntimeError) as excinfo:
+        bad.run()
+    assert "skip names ['nope'] are not variants" in str(excinfo.value.__cause__)
+
+
 def test_shipped_encoder_loads_with_the_bundle_api():
     """bundles/3dsiam/models/model.pt: a real pre-trained encoder, under 10 MB, provenance in the metadata."""
     import json

@@ -13,19 +13,16 @@ from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from torch import nn
 
-from medssl_monai.data import datalists_2d, make_image_2d, synthetic_2d_datalist
-from medssl_monai.evaluation import (
+from medssl_monai.apps.small_data_ssl import (
     batch_size_ablation,
-    build_probe,
     load_records,
     plot_batch_size_ablation,
-    plot_tsne,
-    probe_evaluate,
     small_data_markdown,
-    train_probe,
     write_combined_report,
     write_small_data_results,
 )
+from medssl_monai.data import datalists_2d, make_image_2d, synthetic_2d_datalist
+from medssl_monai.evaluation import build_probe, plot_tsne, probe_evaluate, train_probe
 from medssl_monai.networks import resnet_backbone
 
 BUNDLE = REPO / "bundles" / "small_data_ssl"
@@ -138,7 +135,7 @@ def test_evaluate_writes_tables_tsne_and_supervised(trained, tmp_path):
 
 
 def test_training_checkpoint_loads_as_backbone_and_wrong_backbone_is_refused(trained):
-    from medssl_monai.evaluation import load_backbone
+    from medssl_monai.apps.small_data_ssl import load_backbone
 
     reference = torch.load(trained / "models" / "model.pt", weights_only=True)
     net = load_backbone(resnet_backbone("resnet18"), trained / "checkpoints" / "checkpoint_epoch=1.pt")

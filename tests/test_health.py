@@ -92,16 +92,24 @@ def _trainer(batches, method="vicreg", **kwargs):
     m = build_method(method, backbone, feature_dim=8, out_features=16, hidden_features=16)
     opt = torch.optim.SGD(m.network.parameters(), lr=0.01)
     trainer = SSLTrainer(
-        device="cpu", max_epochs=1, train_data_loader=batches, network=m.network, optimizer=opt,
-        loss_function=m.loss, loss_input_keys=m.loss_input_keys, **kwargs,
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=batches,
+        network=m.network,
+        optimizer=opt,
+        loss_function=m.loss,
+        loss_input_keys=m.loss_input_keys,
+        **kwargs,
     )
     return trainer, m.network
 
 
 def _view_batches(nan_at: int | None = None):
     gen = torch.Generator().manual_seed(0)
-    batches = [{"view1": torch.randn(8, 1, 4, 4, generator=gen), "view2": torch.randn(8, 1, 4, 4, generator=gen)}
-               for _ in range(3)]
+    batches = [
+        {"view1": torch.randn(8, 1, 4, 4, generator=gen), "view2": torch.randn(8, 1, 4, 4, generator=gen)}
+        for _ in range(3)
+    ]
     if nan_at is not None:
         batches[nan_at]["view1"][2, 0, 1, 1] = float("nan")
     return batches
@@ -179,8 +187,13 @@ def test_held_out_datalist(tmp_path):
     )  # new phantoms, not the training ones
     import numpy as np
 
-    np.savez(tmp_path / "s.npz", train_images=np.zeros((10, 28, 28, 28), np.uint8), train_labels=np.zeros((10, 1)),
-             val_images=np.ones((3, 28, 28, 28), np.uint8), val_labels=np.ones((3, 1)))
+    np.savez(
+        tmp_path / "s.npz",
+        train_images=np.zeros((10, 28, 28, 28), np.uint8),
+        train_labels=np.zeros((10, 1)),
+        val_images=np.ones((3, 28, 28, 28), np.uint8),
+        val_labels=np.ones((3, 1)),
+    )
     assert [i["id"] for i in held_out_datalist(tmp_path / "s.npz")] == ["val_00000", "val_00001", "val_00002"]
     np.savez(tmp_path / "t.npz", train_images=np.zeros((10, 28, 28, 28), np.uint8), train_labels=np.zeros((10, 1)))
     assert [i["id"] for i in held_out_datalist(tmp_path / "t.npz", n=5)] == [f"train_{i:05d}" for i in range(0, 10, 2)]
@@ -198,15 +211,22 @@ def test_probe_and_monai_trainer_stop_on_nonfinite_loss():
     with pytest.raises(ValueError, match="NaN or infinite"):  # features are checked up front
         train_probe(x, torch.arange(20) % 2, kind="linear", epochs=1)
     # a loss that overflows mid-training: huge learning rate on a linear probe
-    with pytest.raises(NonFiniteLossError, match=r"linear probe, epoch \d+"):
-        train_probe(torch.randn(20, 3) * 1e30, torch.arange(20) % 2, kind="linear", epochs=50, lr=1e30,
-                    standardize=False)
+    with pytest.raises(NonFiniteLossError, match=r"in linear probe at epoch \d+, iteration \d+"):
+        train_probe(
+            torch.randn(20, 3) * 1e30, torch.arange(20) % 2, kind="linear", epochs=50, lr=1e30, standardize=False
+        )
     net = nn.Linear(3, 2)
     before = net.weight.detach().clone()
     data = [{"image": torch.full((4, 3), float("nan")), "label": torch.zeros(4, dtype=torch.long)}]
-    trainer = SupervisedTrainer(device="cpu", max_epochs=1, train_data_loader=data, network=net,
-                                optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=nn.CrossEntropyLoss(),
-                                decollate=False)
+    trainer = SupervisedTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=data,
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        loss_function=nn.CrossEntropyLoss(),
+        decollate=False,
+    )
     NonFiniteLossGuard().attach(trainer)
     with pytest.raises(NonFiniteLossError, match="epoch 1, iteration 1"):
         trainer.run()

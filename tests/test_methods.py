@@ -52,7 +52,11 @@ def test_method_heads_and_losses_follow_the_paper():
     assert build_method("simclr", torch.nn.Identity(), 64).network.predictor is None
     # gradient clipping only for VICReg (plain SGD instead of the VICReg paper's LARS)
     assert {m: build_method(m, torch.nn.Identity(), 64).clip_grad_norm for m in METHODS} == {
-        "simclr": None, "dcl": None, "dclw": None, "simsiam": None, "vicreg": 3.0
+        "simclr": None,
+        "dcl": None,
+        "dclw": None,
+        "simsiam": None,
+        "vicreg": 3.0,
     }
     with pytest.raises(ValueError, match="unknown SSL method"):
         build_method("byol", torch.nn.Identity(), 64)

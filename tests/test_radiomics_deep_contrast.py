@@ -17,14 +17,13 @@ from monai.data import DataLoader
 from torch import nn
 from torch.nn import functional as F
 
-from medssl_monai.engines import RadiomicsDeepTrainer
-from medssl_monai.evaluation import (
+from medssl_monai.apps.radiomics_deep_contrast import (
     PAPER_FREEZE,
     FineTuneClassifier,
-    LinearSVMClassifier,
+    RadiomicsDeepTrainer,
     add_weighted_f1,
-    stratified_splits,
 )
+from medssl_monai.evaluation import LinearSVMClassifier, stratified_splits
 from medssl_monai.losses import RadiomicsDeepNCELoss
 from medssl_monai.networks import (
     HybridClassifier,

@@ -77,7 +77,9 @@ def test_rubik_cubes_and_targets_reconstruct_the_image_exactly():
         assert (sample["rotation"].reshape(8, 2).sum(1) <= 1).all()  # at most one turn per cube
         torch.testing.assert_close(_undo(sample, transform, 2, 4), image, rtol=0, atol=0)
         seen_permutations.add(int(sample["permutation"]))
-        seen_turns.update(sample["rotation"].reshape(8, 2).argmax(1)[sample["rotation"].reshape(8, 2).sum(1) > 0].tolist())
+        seen_turns.update(
+            sample["rotation"].reshape(8, 2).argmax(1)[sample["rotation"].reshape(8, 2).sum(1) > 0].tolist()
+        )
     assert len(seen_permutations) > 5 and seen_turns == {0, 1}
 
 

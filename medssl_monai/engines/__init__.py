@@ -1,8 +1,10 @@
 """Ignite engines for SSL (MONAI trainer subclasses); their handlers live in :mod:`.handlers`, one per file."""
 
-from .evaluator import EmbeddingEvaluator
 from ..evaluation.health import effective_rank
+from .evaluator import EmbeddingEvaluator
+from .fit import FitTrainer, fit, plain_tensor
 from .handlers import (
+    BestEpoch,
     CollapseError,
     DataWaitTimer,
     EmbeddingHealth,
@@ -16,28 +18,29 @@ from .handlers import (
     recalibrate_batch_norm,
     subset_batch,
 )
-from .radiomics_deep import RadiomicsDeepTrainer
-from .nonfinite import NonFiniteLossError, NonFiniteLossGuard, raise_if_nonfinite
+from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .trainer import SSLTrainer
 
 __all__ = [
+    "BestEpoch",
     "CollapseError",
     "DataWaitTimer",
     "EmbeddingEvaluator",
     "EmbeddingHealth",
     "EmbeddingWriter",
     "EpochAverage",
+    "FitTrainer",
     "HeldOutHealth",
     "ImbalanceHandler",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "PreciseBatchNorm",
     "ProgressBar",
-    "RadiomicsDeepTrainer",
     "ResumableCheckpoint",
     "SSLTrainer",
     "effective_rank",
-    "raise_if_nonfinite",
+    "fit",
+    "plain_tensor",
     "recalibrate_batch_norm",
     "subset_batch",
 ]

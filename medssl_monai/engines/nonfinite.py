@@ -10,7 +10,7 @@ from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 from torch import nn
 
-__all__ = ["NONFINITE_POLICIES", "NonFiniteLossError", "NonFiniteLossGuard", "raise_if_nonfinite"]
+__all__ = ["NONFINITE_POLICIES", "NonFiniteLossError", "NonFiniteLossGuard"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +29,6 @@ class NonFiniteLossError(FloatingPointError):
     """The loss of a training step was NaN or infinite (policy ``"raise"``)."""
 
 
-def raise_if_nonfinite(loss: torch.Tensor, where: str) -> None:
-    """For hand-written loops (probes, fine-tuning): raise :class:`NonFiniteLossError` naming ``where`` (e.g.
-    ``"linear probe, epoch 3, batch 7"``) when ``loss`` is NaN or infinite, before its backward pass."""
-    if not bool(torch.isfinite(loss.detach()).all()):
-        raise NonFiniteLossError(f"non-finite loss {float(loss.detach().float().mean())} in {where}. {_REMEDY}")
-
-
 class NonFiniteLossGuard:
     """Check each step's loss before the backward pass.
 
@@ -52,11 +45,12 @@ class NonFiniteLossGuard:
     possible.
     """
 
-    def __init__(self, policy: str = "raise", max_skips: int | None = 100) -> None:
+    def __init__(self, policy: str = "raise", max_skips: int | None = 100, description: str | None = None) -> None:
         if policy not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite policy must be one of {NONFINITE_POLICIES}, got {policy!r}.")
         self.policy = policy
         self.max_skips = max_skips
+        self.description = description
 
     @staticmethod
     def snapshot(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -83,9 +77,12 @@ class NonFiniteLossGuard:
             for live, saved in buffers or ():
                 live.copy_(saved)
             terms = terms() if callable(terms) else terms
-        parts = ", ".join(f"{k} {float(torch.as_tensor(v).detach().float().mean()):.6g}" for k, v in (terms or {}).items())
+        parts = ", ".join(
+            f"{k} {float(torch.as_tensor(v).detach().float().mean()):.6g}" for k, v in (terms or {}).items()
+        )
         where = f"epoch {engine.state.epoch}, iteration {engine.state.iteration}"
-        summary = f"non-finite loss {float(loss.detach().float().mean())} at {where}"
+        where = f"{self.description} at {where}" if self.description else where
+        summary = f"non-finite loss {float(loss.detach().float().mean())} {'in' if self.description else 'at'} {where}"
         summary += f" (terms: {parts})" if parts else ""
         if self.policy == "raise":
             raise NonFiniteLossError(f"{summary}. Training stopped before the optimiser step. {_REMEDY}")
@@ -109,4 +106,3 @@ class NonFiniteLossGuard:
         loss = output.get("loss") if isinstance(output, Mapping) else None
         if loss is not None:
             self.check(engine, torch.as_tensor(loss))
-

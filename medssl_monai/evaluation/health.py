@@ -59,7 +59,7 @@ def representation_health(
     """Health figures of ``embeddings`` (N, D): ``std``, ``std_ratio``, ``effective_rank``, ``finite`` (1.0 or 0.0)
     and, with ``labels`` (N,) of at least two classes, ``knn_accuracy`` and ``knn_balanced_accuracy`` (cross-validated
     on the set; folds are capped by the smallest class, ``k`` by the training part)."""
-    e = (embeddings if isinstance(embeddings, torch.Tensor) else torch.as_tensor(np.asarray(embeddings)))
+    e = embeddings if isinstance(embeddings, torch.Tensor) else torch.as_tensor(np.asarray(embeddings))
     e = e.detach().float().cpu()
     if e.ndim != 2 or len(e) < 2:
         raise ValueError(f"representation_health needs (N >= 2, D) embeddings, got shape {tuple(e.shape)}.")

@@ -22,6 +22,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.neighbors import KNeighborsClassifier
 from torch.nn import functional as F
 
+from ..losses.base import check_positive
+
 __all__ = ["KNN_MODES", "knn_evaluate", "knn_predict"]
 
 #: Report labels of the two KNN settings.
@@ -77,8 +79,7 @@ def knn_predict(
         raise ValueError(f"mode must be one of {sorted(KNN_MODES)}, got {mode!r}.")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}.")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}.")
+    check_positive("temperature", temperature)
     train, test = _as_2d(train_features, "train_features"), _as_2d(test_features, "test_features")
     labels = _as_labels(train_labels)
     if labels.shape[0] != train.shape[0] or train.shape[0] == 0:

@@ -17,10 +17,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ._io import atomic_write_bytes
 
-__all__ = ["correlation_coefficients", "plot_correlation_density", "plot_roc"]
+__all__ = ["correlation_coefficients", "plot_correlation_density", "plot_roc", "save_figure"]
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike) -> None:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
@@ -81,7 +81,7 @@ def plot_roc(
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.legend(loc="lower right", fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     return aucs
 
 
@@ -146,5 +146,5 @@ def plot_correlation_density(
     ax.set_xlim(-1, 1)
     ax.set_title("Feature correlation over samples")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     return summary

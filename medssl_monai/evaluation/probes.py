@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..engines.fit import fit
 
 __all__ = ["PROBE_LABELS", "FeatureProbe", "build_probe", "probe_evaluate", "train_probe"]
 
@@ -70,6 +73,11 @@ def _features(x: Any, name: str) -> np.ndarray:
     return a.astype(np.float32)
 
 
+def _pair(batch, device=None, non_blocking=False, **kwargs):
+    """``prepare_batch`` of a ``TensorDataset(features, labels)`` loader."""
+    return batch[0].to(device), batch[1].to(device)
+
+
 def train_probe(
     features: Any,
     labels: Any,
@@ -110,25 +118,20 @@ def train_probe(
         network = build_probe(kind, x.shape[1], len(classes), hidden_features)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    criterion = nn.CrossEntropyLoss()
     probe = FeatureProbe(kind, network, mean, std, classes)
-    network.train()
-    from ..engines.nonfinite import raise_if_nonfinite
-
-    for epoch in range(epochs):
-        probe.lr_history.append(optimizer.param_groups[0]["lr"])
-        order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for start in range(0, len(xt), batch_size):
-            idx = order[start : start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(network(xt[idx]), yt[idx])
-            raise_if_nonfinite(loss, f"{kind} probe, epoch {epoch + 1}, samples {start}-{start + len(idx) - 1}")
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        probe.loss_history.append(total / len(xt))
-        scheduler.step()
+    data = DataLoader(TensorDataset(xt, yt), batch_size=batch_size, shuffle=True, generator=gen)
+    engine = fit(
+        network,
+        nn.CrossEntropyLoss(),
+        data,
+        optimizer,
+        epochs,
+        prepare_batch=_pair,
+        lr_scheduler=scheduler,
+        description=f"{kind} probe",
+    )
+    probe.lr_history = list(engine.state.metrics["lr_history"])
+    probe.loss_history = list(engine.state.metrics["loss_history"])
     return probe
 
 

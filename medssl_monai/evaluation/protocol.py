@@ -89,33 +89,32 @@ def run_protocol(
     output_dir: str | os.PathLike | None = None,
     progress: bool = True,
     groups: Sequence | np.ndarray | None = None,
+    title: str = "linear SVM on fixed features, stratified k-fold cross-validation",
 ) -> list[dict]:
     """Evaluate each feature set with :class:`~.svm.LinearSVMClassifier` (and each extra predictor) on the splits of
     :func:`~.splits.stratified_splits`, one record per (feature set or predictor) x label fraction.
 
-    ``feature_sets`` maps a Table 1 row name (``"Trad. radiomics"``, ``"3DSiam+SE"``, ``"Trad.+3DSiam+SE"`` ...) to
-    its feature blocks (arrays ``(n, d_b)``, rows aligned with ``labels``), each standardised on its own and then
-    concatenated. ``extra_predictors`` (e.g. ``{"Supervised": fn}``) are called with each :class:`Split`; see
-    :data:`Predictor`.
+    ``feature_sets`` maps a row name (``"Trad. radiomics"``, ``"3DSiam+SE"``, ``"Trad.+3DSiam+SE"`` ...) to its feature
+    blocks (arrays ``(n, d_b)``, rows aligned with ``labels``), each standardised on its own and then concatenated.
+    ``extra_predictors`` (e.g. ``{"Supervised": fn}``) are called with each :class:`Split`; see :data:`Predictor`.
 
-    ``positive_class`` (binary tasks): a class value or ``"majority"`` / ``"minority"``. The paper's positive class
-    H-grade is BraTS's majority class, so its specificity is the minor class's recall. ``minor_class``
+    ``positive_class`` (binary tasks): a class value or ``"majority"`` / ``"minority"`` (Li et al.'s positive class
+    H-grade is BraTS's majority class, so their specificity is the minor class's recall). ``minor_class``
     (multi-class): default the class with the fewest samples in ``labels``. ``class_names``: a dict value -> name or
     a list in sorted class order, used in the reports.
 
     Each record: ``feature_set``, ``method``, ``label_fraction``, ``n_folds``, ``n_features`` (None for predictors),
     ``classes``, ``positive_class``, ``roc_class`` (the class whose score the ROC uses: the positive class, or the
     minor class of a multi-class task), ``metrics`` (per metric ``mean``, ``std`` (sample std over folds, ddof=1),
-    ``folds`` and ``pooled``: the metric over the union of the test folds, each sample counted once, the way the
-    paper's Table 1 counts; pooled AUC ranks scores of different fold models together), ``chosen_C`` per fold (None
-    for predictors) and ``predictions`` per fold (``fold``, ``test_index``, ``y_true``, ``y_pred``, ``scores`` with
-    one column per class) for ROC curves.
+    ``folds`` and ``pooled``: the metric over the union of the test folds, each sample counted once; pooled AUC ranks
+    scores of different fold models together), ``chosen_C`` per fold (None for predictors) and ``predictions`` per
+    fold (``fold``, ``test_index``, ``y_true``, ``y_pred``, ``scores`` with one column per class) for ROC curves.
 
     ``groups`` (one patient/group id per sample): grouped folds, a group never split (see
     :func:`~.splits.stratified_splits`).
 
-    With ``output_dir``, writes ``results.json`` (records without predictions, plus a header), ``results.md``
-    (Table 1 layout), ``predictions.csv`` and ``roc.png`` (full-label fraction), each atomically.
+    With ``output_dir``, writes ``results.json`` (records without predictions, plus a header whose ``protocol`` is
+    ``title``), ``results.md``, ``predictions.csv`` and ``roc.png`` (full-label fraction), each atomically.
     """
     y = check_labels(labels)
     classes_arr, counts = np.unique(y, return_counts=True)
@@ -141,35 +140,29 @@ def run_protocol(
     splits = stratified_splits(y, n_splits, label_fractions, inner_holdout, seed, groups=groups)
     svm = LinearSVMClassifier(C_grid, class_weight=class_weight, random_state=seed)
     fractions = list(dict.fromkeys(s.label_fraction for s in splits))
-    rows = [(name, "linear SVM") for name in sets] + [(name, "predictor") for name in predictors]
+
+    def predict(name: str, split: Split) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+        if name in sets:
+            result = svm.fit_predict(sets[name], y, split)
+            if result.classes.tolist() != classes:
+                raise ValueError(f"{split!r}: the training part misses a class.")
+            return result.y_pred, result.scores, result.C
+        return (*_predictor_output(name, predictors[name](split), split, classes, positive), None)
 
     records = []
-    with tqdm(total=len(rows) * len(splits), disable=not progress, desc="linear evaluation", leave=False) as bar:
-        for name, method in rows:
+    names = [*sets, *predictors]
+    with tqdm(total=len(names) * len(splits), disable=not progress, desc="linear evaluation", leave=False) as bar:
+        for name in names:
             for fraction in fractions:
                 per_fold, chosen, predictions = [], [], []
                 for split in (s for s in splits if s.label_fraction == fraction):
                     bar.set_postfix_str(f"{name}, {fraction:.0%} labels, fold {split.fold}")
-                    if method == "linear SVM":
-                        result = svm.fit_predict(sets[name], y, split)
-                        if result.classes.tolist() != classes:
-                            raise ValueError(f"{split!r}: the training part misses a class.")
-                        y_pred, scores, C = result.y_pred, result.scores, result.C
-                    else:
-                        y_pred, scores = _predictor_output(name, predictors[name](split), split, classes, positive)
-                        C = None
+                    y_pred, scores, C = predict(name, split)
                     per_fold.append(classification_metrics(y[split.test], y_pred, scores, classes, positive, minor))
                     chosen.append(C)
-                    predictions.append(
-                        {
-                            "fold": split.fold,
-                            "test_index": split.test.tolist(),
-                            "y_true": y[split.test].tolist(),
-                            "y_pred": y_pred.tolist(),
-                            "scores": None if scores is None else np.asarray(scores).tolist(),
-                        }
-                    )
+                    predictions.append(_fold_predictions(split, y, y_pred, scores))
                     bar.update()
+                method = "linear SVM" if name in sets else "predictor"
                 records.append(
                     _record(
                         name, method, fraction, sets.get(name), per_fold, chosen, predictions, classes, positive, minor
@@ -181,7 +174,7 @@ def run_protocol(
         from .report import write_results
 
         header = {
-            "protocol": "Li et al., MICCAI 2021: linear SVM on fixed features, stratified k-fold cross-validation",
+            "protocol": title,
             "n_samples": len(y),
             "task": "binary" if binary else "multi-class",
             "classes": class_table,
@@ -195,7 +188,7 @@ def run_protocol(
             "selection_metric": "balanced_accuracy on the val part; ties go to the smallest C",
             "classifier": f"sklearn LinearSVC(dual='auto', class_weight={class_weight!r}), blocks standardised apart",
             "std": "sample standard deviation over folds (ddof=1)",
-            "pooled": "metric over the union of the test folds (each sample once), as the paper's Table 1 counts",
+            "pooled": "metric over the union of the test folds (each sample once)",
             "feature_sets": {name: [b.shape[1] for b in blocks] for name, blocks in sets.items()},
             "extra_predictors": list(predictors),
         }
@@ -203,6 +196,16 @@ def run_protocol(
         write_results(records, header, out, ids=ids)
         plot_roc(records, out / "roc.png", class_table=class_table)
     return records
+
+
+def _fold_predictions(split: Split, y: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None) -> dict:
+    return {
+        "fold": split.fold,
+        "test_index": split.test.tolist(),
+        "y_true": y[split.test].tolist(),
+        "y_pred": y_pred.tolist(),
+        "scores": None if scores is None else np.asarray(scores).tolist(),
+    }
 
 
 def _named(value: Any, class_table: list[dict]) -> dict | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ._io import atomic_write_text, jsonable
 from .metrics import METRIC_NAMES
 
-__all__ = ["TABLE_METRICS", "fraction_label", "results_markdown", "write_results"]
+__all__ = ["TABLE_METRICS", "fraction_label", "predictions_csv", "results_markdown", "write_results"]
 
 #: Metrics shown in the Markdown tables (Table 1 of the paper, plus AUC for the binary task).
 TABLE_METRICS = {"binary": ("sensitivity", "specificity", "auc"), "multi-class": ("accuracy", "minor_class_accuracy")}
@@ -125,7 +125,7 @@ def results_markdown(records: list[dict], header: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _predictions_csv(records: list[dict], ids: Sequence[str] | None) -> str:
+def predictions_csv(records: list[dict], ids: Sequence[str] | None) -> str:
     classes = records[0]["classes"] if records else []
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -155,5 +155,5 @@ def write_results(
     document = jsonable({"header": header, "records": lean})
     atomic_write_text(paths["json"], json.dumps(document, indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["markdown"], results_markdown(lean, jsonable(header)))
-    atomic_write_text(paths["predictions"], _predictions_csv(records, ids))
+    atomic_write_text(paths["predictions"], predictions_csv(records, ids))
     return paths

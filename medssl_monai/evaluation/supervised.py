@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from ignite.engine import Events
 from monai.data import DataLoader, Dataset
-from monai.engines import SupervisedTrainer
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..engines.fit import fit
+from ..engines.handlers.best_epoch import BestEpoch
 from .splits import Split
 
 __all__ = ["SupervisedBaseline"]
@@ -40,6 +39,7 @@ class SupervisedBaseline:
         epochs, batch_size, lr, weight_decay: training budget and Adam settings.
         num_workers: loader processes for the augmentation of training batches.
         memory_format: ``"channels_last_3d"`` runs the network in that layout (faster on CPU, see BENCHMARKS.md).
+        autocast_dtype: ``"bfloat16"`` trains under autocast (:class:`~medssl_monai.engines.FitTrainer`).
     """
 
     def __init__(
@@ -56,6 +56,7 @@ class SupervisedBaseline:
         device: str | torch.device = "cpu",
         num_workers: int = 0,
         memory_format: str | None = None,
+        autocast_dtype: str | None = None,
         seed: int = 0,
         progress: bool = True,
     ) -> None:
@@ -68,6 +69,7 @@ class SupervisedBaseline:
         self.epochs, self.batch_size, self.lr, self.weight_decay = int(epochs), int(batch_size), lr, weight_decay
         self.device, self.num_workers, self.seed, self.progress = torch.device(device), num_workers, seed, progress
         self.memory_format = getattr(torch, memory_format) if memory_format else torch.contiguous_format
+        self.autocast_dtype = autocast_dtype
         self.history: list[dict] = []
 
     def _data(self, index: np.ndarray, train: bool) -> Dataset:
@@ -107,47 +109,34 @@ class SupervisedBaseline:
             drop_last=len(split.fit) > self.batch_size,  # BatchNorm needs > 1 sample per batch
             num_workers=self.num_workers,
         )
-        trainer = SupervisedTrainer(
-            device=self.device,
-            max_epochs=self.epochs,
-            train_data_loader=loader,
-            network=network,
-            optimizer=optimizer,
-            loss_function=nn.CrossEntropyLoss(weight=class_weight.to(self.device)),
-            prepare_batch=self._prepare_batch,
-            decollate=False,
-        )
-        from ..engines.nonfinite import NonFiniteLossGuard
-
-        NonFiniteLossGuard("raise").attach(trainer)
-        best = {"score": -np.inf, "epoch": 0, "state": None}
         y_val = self.labels[split.val]
-        bar = tqdm(
-            total=self.epochs,
-            desc=f"supervised fold {split.fold} ({split.label_fraction:g})",
-            disable=not self.progress,
-            leave=False,
+        best = BestEpoch(
+            network,
+            lambda: balanced_accuracy_score(y_val, self.classes[self._predict(network, split.val).argmax(1)]),
+            name="val_bacc",
+            description=f"supervised fold {split.fold} ({split.label_fraction:g})",
+            progress=self.progress,
         )
-
-        @trainer.on(Events.EPOCH_COMPLETED)
-        def _select(engine) -> None:
-            pred = self.classes[self._predict(network, split.val).argmax(1)]
-            score = balanced_accuracy_score(y_val, pred)
-            if score > best["score"]:
-                best.update(score=score, epoch=engine.state.epoch, state=copy.deepcopy(network.state_dict()))
-            bar.update(1)
-            bar.set_postfix(val_bacc=f"{score:.3f}", best_epoch=best["epoch"])
-
-        trainer.run()
-        bar.close()
-        network.load_state_dict(best["state"])
+        fit(
+            network,
+            nn.CrossEntropyLoss(weight=class_weight.to(self.device)),
+            loader,
+            optimizer,
+            self.epochs,
+            prepare_batch=self._prepare_batch,
+            handlers=[best],
+            device=self.device,
+            autocast_dtype=self.autocast_dtype,
+            description=f"supervised baseline, fold {split.fold}",
+        )
+        best.restore()
         probs = self._predict(network, split.test)
         self.history.append(
             {
                 "fold": split.fold,
                 "label_fraction": split.label_fraction,
-                "best_epoch": best["epoch"],
-                "val_balanced_accuracy": float(best["score"]),
+                "best_epoch": best.best_epoch,
+                "val_balanced_accuracy": best.best_score,
             }
         )
         return self.classes[probs.argmax(1)], probs

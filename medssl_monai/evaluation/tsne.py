@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
-from .plots import _save
+from .plots import save_figure
 
 __all__ = ["plot_tsne", "tsne_embedding"]
 
@@ -51,5 +51,5 @@ def plot_tsne(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(loc="best", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return xy

@@ -1,10 +1,12 @@
-"""One loss per file, each with its paper's formula and defaults in the docstring."""
+"""One loss per file, each with its paper's formula and defaults in the docstring, all on one base
+(:class:`SSLLoss`: per-sample values, RE weights, DDP gather)."""
 
+from .base import SSLLoss, check_positive, gather_with_grad, weighted_mean
 from .dcl import DCLLoss, dclw_weights
 from .negative_cosine import SimSiamLoss, negative_cosine_similarity
 from .ntxent import NTXentLoss
-from .rubik import RubikCubeLoss
 from .radiomics_deep_nce import RadiomicsDeepNCELoss, info_nce
+from .rubik import RubikCubeLoss
 from .vicreg import VICRegLoss, covariance_loss, invariance_loss, variance_loss
 
 __all__ = [
@@ -12,12 +14,16 @@ __all__ = [
     "NTXentLoss",
     "RadiomicsDeepNCELoss",
     "RubikCubeLoss",
+    "SSLLoss",
     "SimSiamLoss",
     "VICRegLoss",
+    "check_positive",
     "covariance_loss",
     "dclw_weights",
+    "gather_with_grad",
     "info_nce",
     "invariance_loss",
     "negative_cosine_similarity",
     "variance_loss",
+    "weighted_mean",
 ]

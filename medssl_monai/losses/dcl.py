@@ -21,10 +21,10 @@ Defaults (Yeh et al., and Chattopadhyay et al.'s setting): ``temperature=0.1``, 
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ._checks import check_pair
+from .base import SSLLoss, check_positive
 
 __all__ = ["DCLLoss", "dclw_weights"]
 
@@ -38,7 +38,7 @@ def dclw_weights(z_a: torch.Tensor, z_b: torch.Tensor, sigma: float = 0.5) -> to
         return 2.0 - a.shape[0] * torch.softmax((a * b).sum(dim=1) / sigma, dim=0)
 
 
-class DCLLoss(nn.Module):
+class DCLLoss(SSLLoss):
     """DCL / DCLW: ``loss(z_a, z_b)`` on two (B, D) views -> scalar, averaged over anchors ``i`` and both views.
 
     Args:
@@ -46,21 +46,27 @@ class DCLLoss(nn.Module):
         weighted: ``True`` for DCLW (von Mises-Fisher weight on the positive term, detached), ``False`` for DCL.
         sigma: DCLW's weighting temperature (> 0), 0.5 by default; unused by DCL.
         eps: norm floor of the L2 normalisation.
+        gather_distributed: negatives from every rank's batch under DDP (:class:`~medssl_monai.losses.SSLLoss`).
 
-    A batch of one has no negatives (the log-sum-exp is empty), so ``B >= 2`` is required.
+    Sample ``i``'s loss (for RE weights) is the mean of its two anchors' terms. A batch of one has no negatives (the log-sum-exp is empty), so ``B >= 2`` is required.
     """
 
-    def __init__(self, temperature: float = 0.1, weighted: bool = False, sigma: float = 0.5, eps: float = 1e-8) -> None:
-        super().__init__()
-        if temperature <= 0 or sigma <= 0:
-            raise ValueError(f"temperature and sigma must be positive, got {temperature} and {sigma}.")
-        self.temperature = float(temperature)
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        weighted: bool = False,
+        sigma: float = 0.5,
+        eps: float = 1e-8,
+        gather_distributed: bool = False,
+    ) -> None:
+        super().__init__(gather_distributed)
+        self.temperature = check_positive("temperature", temperature)
         self.weighted = bool(weighted)
-        self.sigma = float(sigma)
+        self.sigma = check_positive("sigma", sigma)
         self.eps = eps
 
     def _one_view(self, anchor: torch.Tensor, other: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-        """Mean over ``i`` of ``L_i`` with anchors from ``anchor`` and positives from ``other`` (both normalised)."""
+        """``L_i`` (B,) with anchors from ``anchor`` and positives from ``other`` (both normalised)."""
         cross = anchor @ other.T / self.temperature  # (B, B): diagonal = positives, off-diagonal = cross-view negatives
         same = anchor @ anchor.T / self.temperature  # (B, B): diagonal = the anchor itself, never a candidate
         positive = cross.diagonal()
@@ -68,9 +74,9 @@ class DCLLoss(nn.Module):
             positive = positive * weight
         diag = torch.eye(anchor.shape[0], dtype=torch.bool, device=anchor.device)
         negatives = torch.cat([same.masked_fill(diag, float("-inf")), cross.masked_fill(diag, float("-inf"))], dim=1)
-        return (torch.logsumexp(negatives, dim=1) - positive).mean()
+        return torch.logsumexp(negatives, dim=1) - positive
 
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    def per_sample(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
         check_pair("DCLLoss", z_a, z_b, min_batch=2)
         weight = dclw_weights(z_a, z_b, self.sigma) if self.weighted else None
         a = F.normalize(z_a, dim=1, eps=self.eps)

@@ -12,10 +12,9 @@ only through the predictor branch ``t`` of each term.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from ._checks import weighted_mean
+from .base import SSLLoss
 
 __all__ = ["SimSiamLoss", "negative_cosine_similarity"]
 
@@ -25,7 +24,7 @@ def negative_cosine_similarity(p: torch.Tensor, z: torch.Tensor, eps: float = 1e
     return -F.cosine_similarity(p, z, dim=-1, eps=eps)
 
 
-class SimSiamLoss(nn.Module):
+class SimSiamLoss(SSLLoss):
     """Symmetric negative cosine loss of Eq. 2 with stop-gradient on the targets and optional sample weights.
 
     ``loss(p1, p2, z1, z2, weight=None)`` with predictions ``p_i = p(E(x_i))`` and targets ``z_i = E(x_i)``,
@@ -41,20 +40,12 @@ class SimSiamLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(
-        self,
-        p1: torch.Tensor,
-        p2: torch.Tensor,
-        z1: torch.Tensor,
-        z2: torch.Tensor,
-        weight: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def per_sample(self, p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         if not (p1.shape == p2.shape == z1.shape == z2.shape) or p1.ndim != 2:
             raise ValueError(
                 "SimSiamLoss expects four (B, D) tensors of one shape, got "
                 f"{[tuple(t.shape) for t in (p1, p2, z1, z2)]}."
             )
-        per_sample = 0.5 * negative_cosine_similarity(p1, z2.detach(), self.eps) + 0.5 * negative_cosine_similarity(
+        return 0.5 * negative_cosine_similarity(p1, z2.detach(), self.eps) + 0.5 * negative_cosine_similarity(
             p2, z1.detach(), self.eps
         )
-        return weighted_mean(per_sample, weight)

@@ -19,15 +19,15 @@ MONAI's default. SimCLR's ImageNet runs use 0.1 (Table 5, large batches). Defaul
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ._checks import check_pair
+from .base import SSLLoss, check_positive
 
 __all__ = ["NTXentLoss"]
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(SSLLoss):
     """NT-Xent of SimCLR: ``loss(z_a, z_b)`` on two (B, D) views -> scalar, averaged over the ``2B`` anchors.
 
     Inputs are L2-normalised inside (any scale works). Row ``i`` of ``z_a`` and row ``i`` of ``z_b`` are the positive
@@ -36,16 +36,17 @@ class NTXentLoss(nn.Module):
     Args:
         temperature: ``tau`` (> 0); 0.5 by default (see the module docstring for the choice).
         eps: norm floor of the L2 normalisation.
+        gather_distributed: negatives from every rank's batch under DDP (:class:`~medssl_monai.losses.SSLLoss`).
+
+    Sample ``i``'s loss (for RE weights) is the mean of its two anchors' terms.
     """
 
-    def __init__(self, temperature: float = 0.5, eps: float = 1e-8) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}.")
-        self.temperature = float(temperature)
+    def __init__(self, temperature: float = 0.5, eps: float = 1e-8, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)
+        self.temperature = check_positive("temperature", temperature)
         self.eps = eps
 
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    def per_sample(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
         check_pair("NTXentLoss", z_a, z_b)
         batch = z_a.shape[0]
         z = F.normalize(torch.cat([z_a, z_b], dim=0), dim=1, eps=self.eps)
@@ -54,4 +55,5 @@ class NTXentLoss(nn.Module):
         logits = logits.masked_fill(self_mask, float("-inf"))  # an anchor is not its own candidate
         idx = torch.arange(batch, device=z.device)
         positives = torch.cat([idx + batch, idx])  # anchor i of view a <-> row i + B (view b), and back
-        return F.cross_entropy(logits, positives)
+        anchors = F.cross_entropy(logits, positives, reduction="none")
+        return 0.5 * (anchors[:batch] + anchors[batch:])

@@ -23,18 +23,24 @@ two directions are *summed*, as Eq. 2 writes and CMC's training script does (``l
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ._checks import check_pair
+from .base import SSLLoss, check_positive
 
 __all__ = ["RadiomicsDeepNCELoss", "info_nce"]
 
 
 def info_nce(
-    anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, temperature: float = 0.07, eps: float = 1e-8
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float = 0.07,
+    eps: float = 1e-8,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """InfoNCE with one positive and ``K`` negatives per anchor, mean over the batch -> scalar.
+    """InfoNCE with one positive and ``K`` negatives per anchor, mean over the batch -> scalar (``reduction="none"``:
+    per anchor, (B,)).
 
     ``-log( exp(a . p / tau) / (exp(a . p / tau) + sum_k exp(a . n_k / tau)) )`` on L2-normalised rows.
 
@@ -45,8 +51,7 @@ def info_nce(
         temperature: ``tau`` (> 0).
         eps: norm floor of the L2 normalisation.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}.")
+    check_positive("temperature", temperature)
     if anchor.ndim != 2 or positive.shape != anchor.shape:
         raise ValueError(
             f"anchor and positive must be (B, D) of one shape, got {tuple(anchor.shape)}, {tuple(positive.shape)}."
@@ -60,10 +65,10 @@ def info_nce(
     a = F.normalize(anchor, dim=1, eps=eps)
     candidates = F.normalize(torch.cat([positive[:, None], negatives], dim=1), dim=2, eps=eps)  # (B, 1 + K, D)
     logits = torch.einsum("bd,bkd->bk", a, candidates) / temperature
-    return F.cross_entropy(logits, torch.zeros(a.shape[0], dtype=torch.long, device=a.device))
+    return F.cross_entropy(logits, torch.zeros(a.shape[0], dtype=torch.long, device=a.device), reduction=reduction)
 
 
-class RadiomicsDeepNCELoss(nn.Module):
+class RadiomicsDeepNCELoss(SSLLoss):
     """Eq. 2 of Zhao & Yang: ``L^{d,r} + L^{r,d}`` with candidates from the two memory banks -> scalar.
 
     ``loss(z_deep, z_rad, bank_deep, bank_rad, indices, negative_indices)``:
@@ -80,16 +85,17 @@ class RadiomicsDeepNCELoss(nn.Module):
     Args:
         temperature: ``tau`` (> 0); 0.07 (Zhao & Yang, Sec. 3.2).
         eps: norm floor of the L2 normalisation.
+
+    Sample ``i``'s loss (for per-sample weights) is ``L^{d,r}_i + L^{r,d}_i``. The banks are per-process state, so
+    ``gather_distributed`` is not offered.
     """
 
     def __init__(self, temperature: float = 0.07, eps: float = 1e-8) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}.")
-        self.temperature = float(temperature)
+        self.temperature = check_positive("temperature", temperature)
         self.eps = eps
 
-    def directions(
+    def _directions(
         self,
         z_deep: torch.Tensor,
         z_rad: torch.Tensor,
@@ -97,8 +103,8 @@ class RadiomicsDeepNCELoss(nn.Module):
         bank_rad: torch.Tensor,
         indices: torch.Tensor,
         negative_indices: torch.Tensor,
+        reduction: str,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L^{d,r}, L^{r,d})``, each the mean over the batch (for logging the two terms apart)."""
         check_pair(type(self).__name__, z_deep, z_rad)
         if bank_deep.ndim != 2 or bank_deep.shape != bank_rad.shape or bank_deep.shape[1] != z_deep.shape[1]:
             raise ValueError(
@@ -113,18 +119,15 @@ class RadiomicsDeepNCELoss(nn.Module):
         if bool((negative == index[:, None]).any()):
             raise ValueError("negative_indices contain the positive's own index: a sample cannot be its own negative.")
         bank_d, bank_r = bank_deep.detach(), bank_rad.detach()  # bank entries are constants
-        deep_anchor = info_nce(z_deep, bank_r[index], bank_r[negative], self.temperature, self.eps)
-        rad_anchor = info_nce(z_rad, bank_d[index], bank_d[negative], self.temperature, self.eps)
+        deep_anchor = info_nce(z_deep, bank_r[index], bank_r[negative], self.temperature, self.eps, reduction)
+        rad_anchor = info_nce(z_rad, bank_d[index], bank_d[negative], self.temperature, self.eps, reduction)
         return deep_anchor, rad_anchor
 
-    def forward(
-        self,
-        z_deep: torch.Tensor,
-        z_rad: torch.Tensor,
-        bank_deep: torch.Tensor,
-        bank_rad: torch.Tensor,
-        indices: torch.Tensor,
-        negative_indices: torch.Tensor,
-    ) -> torch.Tensor:
-        deep_anchor, rad_anchor = self.directions(z_deep, z_rad, bank_deep, bank_rad, indices, negative_indices)
+    def directions(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L^{d,r}, L^{r,d})``, each the mean over the batch (for logging the two terms apart); the arguments of
+        ``forward``."""
+        return self._directions(*inputs, reduction="mean")
+
+    def per_sample(self, *inputs: torch.Tensor) -> torch.Tensor:
+        deep_anchor, rad_anchor = self._directions(*inputs, reduction="none")
         return deep_anchor + rad_anchor

@@ -10,23 +10,21 @@ sums the two task losses; the weights default to 1 each.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from ._checks import weighted_mean
+from .base import SSLLoss
 
 __all__ = ["RubikCubeLoss"]
 
 
-class RubikCubeLoss(nn.Module):
+class RubikCubeLoss(SSLLoss):
     """``loss(permutation_logits, rotation_logits, permutation=..., rotation=..., weight=None)``.
 
     Args:
         permutation_weight: w_p.
         rotation_weight: w_r.
 
-    ``weight`` (B,) per-sample weights (RE re-weighting, as :class:`~medssl_monai.losses.SimSiamLoss`):
-    ``sum_i w_i l_i / sum_i w_i``.
+    ``weight`` (B,): per-sample weights (RE re-weighting, :class:`~medssl_monai.losses.SSLLoss`).
     """
 
     def __init__(self, permutation_weight: float = 1.0, rotation_weight: float = 1.0) -> None:
@@ -36,13 +34,12 @@ class RubikCubeLoss(nn.Module):
         self.permutation_weight = permutation_weight
         self.rotation_weight = rotation_weight
 
-    def forward(
+    def per_sample(
         self,
         permutation_logits: torch.Tensor,
         rotation_logits: torch.Tensor,
         permutation: torch.Tensor,
         rotation: torch.Tensor,
-        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b = permutation_logits.shape[0]
         if permutation.shape != (b,) or rotation.shape != rotation_logits.shape or rotation_logits.shape[0] != b:
@@ -51,9 +48,8 @@ class RubikCubeLoss(nn.Module):
                 f"(B, 2M) expected, got {tuple(permutation_logits.shape)}, {tuple(rotation_logits.shape)}, "
                 f"{tuple(permutation.shape)}, {tuple(rotation.shape)}."
             )
-        per_sample = self.permutation_weight * F.cross_entropy(
+        return self.permutation_weight * F.cross_entropy(
             permutation_logits, permutation.long(), reduction="none"
         ) + self.rotation_weight * F.binary_cross_entropy_with_logits(
             rotation_logits, rotation.to(rotation_logits.dtype), reduction="none"
         ).mean(1)
-        return weighted_mean(per_sample, weight)

@@ -20,10 +20,10 @@ Defaults (the paper's, also Chattopadhyay et al.'s): ``lambda = 25`` (inv_weight
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ._checks import check_pair
+from .base import SSLLoss
 
 __all__ = ["VICRegLoss", "covariance_loss", "invariance_loss", "variance_loss"]
 
@@ -50,7 +50,7 @@ def covariance_loss(z: torch.Tensor) -> torch.Tensor:
     return off_diagonal.square().sum() / d
 
 
-class VICRegLoss(nn.Module):
+class VICRegLoss(SSLLoss):
     """VICReg loss: ``loss(z_a, z_b)`` on two (N, D) branches -> scalar; :meth:`terms` gives the three unweighted terms.
 
     Args:
@@ -58,14 +58,23 @@ class VICRegLoss(nn.Module):
         var_weight: ``mu``, weight of the variance term, which is averaged over the two branches (25).
         cov_weight: ``nu``, weight of the covariance term, which is summed over the two branches (1).
         eps: added to the variance before the square root (1e-4).
+        gather_distributed: variance and covariance over every rank's batch under DDP, as VICReg trains
+            (:class:`~medssl_monai.losses.SSLLoss`).
 
-    The batch statistics need ``N >= 2``.
+    The batch statistics need ``N >= 2``. With per-sample weights (RE), sample ``i``'s invariance term
+    ``lambda * mean_d (z_a - z_b)^2`` is weighted; the variance and covariance terms are statistics of the whole batch
+    (:meth:`batch_term`) and are not.
     """
 
     def __init__(
-        self, inv_weight: float = 25.0, var_weight: float = 25.0, cov_weight: float = 1.0, eps: float = 1e-4
+        self,
+        inv_weight: float = 25.0,
+        var_weight: float = 25.0,
+        cov_weight: float = 1.0,
+        eps: float = 1e-4,
+        gather_distributed: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(gather_distributed)
         self.inv_weight = float(inv_weight)
         self.var_weight = float(var_weight)
         self.cov_weight = float(cov_weight)
@@ -80,6 +89,12 @@ class VICRegLoss(nn.Module):
             "covariance": covariance_loss(z_a) + covariance_loss(z_b),
         }
 
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        t = self.terms(z_a, z_b)
-        return self.inv_weight * t["invariance"] + self.var_weight * t["variance"] + self.cov_weight * t["covariance"]
+    def per_sample(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """``lambda * mean_d (z_a - z_b)^2`` per sample; its batch mean is ``lambda * s(Z, Z')``."""
+        check_pair("VICRegLoss", z_a, z_b, min_batch=2)
+        return self.inv_weight * (z_a - z_b).square().mean(dim=1)
+
+    def batch_term(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """``mu (v_a + v_b) / 2 + nu (c_a + c_b)``."""
+        variance = 0.5 * (variance_loss(z_a, self.eps) + variance_loss(z_b, self.eps))
+        return self.var_weight * variance + self.cov_weight * (covariance_loss(z_a) + covariance_loss(z_b))

@@ -47,8 +47,12 @@ class RubikCubeNetwork(nn.Module):
         self.n_cubes = n_cubes
         self.in_channels = in_channels
         width = n_cubes * feature_dim
-        self.permutation_head = MLPHead([(width, hidden_features, True, True), (hidden_features, n_permutations, False, False)])
-        self.rotation_head = MLPHead([(width, hidden_features, True, True), (hidden_features, 2 * n_cubes, False, False)])
+        self.permutation_head = MLPHead(
+            [(width, hidden_features, True, True), (hidden_features, n_permutations, False, False)]
+        )
+        self.rotation_head = MLPHead(
+            [(width, hidden_features, True, True), (hidden_features, 2 * n_cubes, False, False)]
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         expected = self.n_cubes * self.in_channels

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_stack
 from .kernels import hashing as hash_kernels
 from .kernels import pairwise as pairwise_kernels
-from ._checks import check_stack
 
 __all__ = ["check_window", "to_uint8"]
 
@@ -83,7 +83,9 @@ def to_uint8(slices: np.ndarray, window: tuple[float, float] | None = None) -> n
     if window is not None:
         low, high = check_window(window)
     out = np.empty(x.shape, dtype=np.uint8)
-    if pairwise_kernels.use_numba() and x.dtype in pairwise_kernels.KERNEL_DTYPES:  # same operations, one pass per slice (kernels.hashing)
+    if (
+        pairwise_kernels.use_numba() and x.dtype in pairwise_kernels.KERNEL_DTYPES
+    ):  # same operations, one pass per slice (kernels.hashing)
         lo_hi = (low, high) if window is not None else (0.0, 0.0)
         hash_kernels.to_uint8_kernel(np.ascontiguousarray(x), window is not None, *lo_hi, x.dtype.kind in "iu", out)
         return out

@@ -49,10 +49,10 @@ from functools import lru_cache
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .kernels import hashing as hash_kernels
-from .kernels import pairwise as pairwise_kernels
 from ._checks import check_stack
 from .convert import check_window, to_uint8
+from .kernels import hashing as hash_kernels
+from .kernels import pairwise as pairwise_kernels
 
 __all__ = ["dhash", "dhash_slices", "hamming", "pairwise_hamming", "pillow_lanczos_weights", "resize_lanczos_uint8"]
 

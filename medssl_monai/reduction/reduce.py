@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .kernels import pairwise as pairwise_kernels
 from ._checks import check_square, check_stack
+from .kernels import pairwise as pairwise_kernels
 
 __all__ = [
     "DEFAULT_TARGET_FRACTION",

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
-from .kernels import pairwise as pairwise_kernels
 from ._checks import check_stack
+from .kernels import pairwise as pairwise_kernels
 
 __all__ = ["gaussian_window", "nmi", "pairwise_nmi", "pairwise_ssim", "screen_ssim", "ssim", "ssim_screen_bound"]
 
@@ -120,7 +120,19 @@ def pairwise_ssim(images: np.ndarray, data_range: float = 255.0, threads: int = 
         d = np.empty_like(mu)
         x = np.ascontiguousarray(x)
         wts = gaussian_window()
-        pairwise_kernels.run_threaded(pairwise_kernels.ssim_matrix, pairwise_kernels.ssim_matrix_parallel, threads, x, wts, wts, c1, c2, mu, d, out)
+        pairwise_kernels.run_threaded(
+            pairwise_kernels.ssim_matrix,
+            pairwise_kernels.ssim_matrix_parallel,
+            threads,
+            x,
+            wts,
+            wts,
+            c1,
+            c2,
+            mu,
+            d,
+            out,
+        )
         return out
     xf = x.astype(np.float64)
     mu, mu2, var = _ssim_stats(xf)
@@ -264,7 +276,9 @@ def pairwise_nmi(images: np.ndarray, bins: int = 256, threads: int = 1) -> np.nd
     clogc = c * np.log(np.maximum(c, 1.0))
     if pairwise_kernels.use_numba() and bins <= 256:
         out = np.empty((n, n))
-        pairwise_kernels.run_threaded(pairwise_kernels.nmi_matrix, pairwise_kernels.nmi_matrix_parallel, threads, codes, clogc, out)
+        pairwise_kernels.run_threaded(
+            pairwise_kernels.nmi_matrix, pairwise_kernels.nmi_matrix_parallel, threads, codes, clogc, out
+        )
         return out
     marg = np.array([_entropy(np.bincount(codes[i], minlength=bins), total, clogc) for i in range(n)])
     out = np.full((n, n), 2.0)

@@ -1,5 +1,6 @@
 """Ignite handlers, one per file, each attachable from a bundle config (``attach(engine)``)."""
 
+from .best_epoch import BestEpoch
 from .data_wait_timer import DataWaitTimer
 from .embedding_health import EmbeddingHealth
 from .embedding_writer import EmbeddingWriter
@@ -11,6 +12,7 @@ from .progress_bar import ProgressBar
 from .resumable_checkpoint import ResumableCheckpoint
 
 __all__ = [
+    "BestEpoch",
     "CollapseError",
     "DataWaitTimer",
     "EmbeddingHealth",

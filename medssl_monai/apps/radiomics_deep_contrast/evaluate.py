@@ -32,9 +32,20 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..networks.radiomics_deep import (
+from ...engines import BestEpoch, fit
+from ...evaluation import (
+    LinearSVMClassifier,
+    Split,
+    fraction_label,
+    jsonable,
+    predictions_csv,
+    run_protocol,
+    summarise_folds,
+)
+from ...networks.radiomics_deep import (
     HybridClassifier,
     ImageClassifier,
     RadiomicsDeepNetwork,
@@ -42,11 +53,7 @@ from ..networks.radiomics_deep import (
     Standardize,
     deep_branch,
 )
-from ._io import atomic_write_bytes, atomic_write_text, jsonable
-from .protocol import run_protocol, summarise_folds
-from .report import _predictions_csv, fraction_label
-from .splits import Split
-from .svm import LinearSVMClassifier
+from ...utils import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "PAPER_FREEZE",
@@ -306,49 +313,50 @@ class FineTuneClassifier:
         if self.class_weight == "balanced":  # n_fit / (n_classes * count_c) of the split's fit part
             counts = torch.bincount(self.targets[np.array(split.fit)], minlength=len(self.classes)).float()
             weight = (len(split.fit) / (len(self.classes) * counts.clamp(min=1))).to(self.device)
-        loss_fn = nn.CrossEntropyLoss(weight=weight)
-        generator = torch.Generator().manual_seed(self.seed * 1000 + split.fold)
-        fit = torch.as_tensor(np.array(split.fit))
-        best = {"score": -np.inf, "epoch": 0, "state": None}
+        fit_rows = np.array(split.fit)
+        loader = DataLoader(  # rows of the fit part; the last partial batch is dropped (BatchNorm)
+            fit_rows,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(self.seed * 1000 + split.fold),
+            drop_last=len(fit_rows) > self.batch_size,
+        )
         y_val = self.labels[split.val]
         start = time.perf_counter()
-        bar = tqdm(
-            range(self.epochs),
-            desc=f"{self.name} fold {split.fold} ({split.label_fraction:g})",
-            disable=not self.progress,
-            leave=False,
-        )
-        from ..engines.nonfinite import raise_if_nonfinite
 
-        for epoch in bar:
-            model.train()
-            order = fit[torch.randperm(len(fit), generator=generator)]
-            n_batches = max(1, len(order) // self.batch_size)  # drop the last partial batch (BatchNorm)
-            for b in range(n_batches):
-                rows = order[b * self.batch_size : (b + 1) * self.batch_size]
-                if len(rows) < 2:
-                    continue
-                image = self._augment(self.images[rows]).to(self.device)
-                logits = model(image, self.radiomics[rows].to(self.device))
-                loss = loss_fn(logits, self.targets[rows].to(self.device))
-                raise_if_nonfinite(loss, f"fine-tuning, epoch {epoch + 1}, batch {b + 1}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            scheduler.step()
-            score = _weighted_f1(y_val, self.classes[self._predict(model, split.val).argmax(1)])
-            if score > best["score"]:
-                best.update(score=score, epoch=epoch + 1, state=copy.deepcopy(model.state_dict()))
-            bar.set_postfix(val_f1=f"{score:.3f}", best_epoch=best["epoch"])
-        model.load_state_dict(best["state"])
+        def prepare(rows, device=None, non_blocking=False, **kwargs):
+            rows = torch.as_tensor(rows)
+            image = self._augment(self.images[rows]).to(self.device)
+            return image, self.targets[rows].to(self.device), (self.radiomics[rows].to(self.device),), {}
+
+        best = BestEpoch(
+            model,
+            lambda: _weighted_f1(y_val, self.classes[self._predict(model, split.val).argmax(1)]),
+            name="val_f1",
+            description=f"{self.name} fold {split.fold} ({split.label_fraction:g})",
+            progress=self.progress,
+        )
+        fit(
+            model,
+            nn.CrossEntropyLoss(weight=weight),
+            loader,
+            optimizer,
+            self.epochs,
+            prepare_batch=prepare,
+            lr_scheduler=scheduler,
+            handlers=[best],
+            device=self.device,
+            description=f"{self.name} fine-tuning, fold {split.fold}",
+        )
+        best.restore()
         probs = self._predict(model, split.test)
         self.history.append(
             {
                 "method": self.name,
                 "fold": split.fold,
                 "label_fraction": split.label_fraction,
-                "best_epoch": best["epoch"],
-                "val_f1_weighted": float(best["score"]),
+                "best_epoch": best.best_epoch,
+                "val_f1_weighted": best.best_score,
                 "frozen_parameters": frozen,
                 "seconds": time.perf_counter() - start,
             }
@@ -530,7 +538,7 @@ def evaluate_radiomics_deep(
     document = jsonable({"header": header, "records": lean})
     atomic_write_text(out / "results.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
     atomic_write_text(out / "results.md", tables_markdown(lean, document["header"]))
-    atomic_write_text(out / "predictions.csv", _predictions_csv(records, ids))
+    atomic_write_text(out / "predictions.csv", predictions_csv(records, ids))
     plot_label_efficiency(records, out / "label_efficiency.png")
     history = [h for p in predictors.values() for h in getattr(p, "history", [])]
     atomic_write_text(

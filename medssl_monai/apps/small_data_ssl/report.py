@@ -23,8 +23,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ._io import atomic_write_text, jsonable
-from .plots import _save
+from ...evaluation import jsonable, save_figure
+from ...utils import atomic_write_text
 
 __all__ = [
     "EVALUATIONS",
@@ -224,7 +224,7 @@ def plot_batch_size_ablation(
     ax.set_title(f"{EVALUATIONS.get(evaluation, evaluation).split(',')[0]}: {metric} vs batch size ({name})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return table
 
 

@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..imbalance import batch_ratio_diagnostic
-from ._io import atomic_write_text, jsonable
-from .plots import plot_correlation_density
-from .protocol import run_protocol
-from .tables import align_tables, load_embedding_csv
+from ...evaluation import align_tables, jsonable, load_embedding_csv, plot_correlation_density, run_protocol
+from ...imbalance import batch_ratio_diagnostic
+from ...utils import atomic_write_text
 
 __all__ = ["TABLE1_FEATURE_SETS", "diagnostic_markdown", "evaluate_feature_tables"]
 
@@ -150,6 +148,8 @@ def evaluate_feature_tables(
         ids=ids,
         output_dir=out,
         progress=progress,
+        title="Li et al., MICCAI 2021: linear SVM on fixed features, stratified k-fold cross-validation; the pooled "
+        "values count each sample once, as the paper's Table 1 does",
     )
     extras: dict[str, Any] = {"excluded_cases": excluded}
     sections = []

@@ -23,12 +23,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
-from ._io import atomic_write_bytes
-from .knn import KNN_MODES, knn_evaluate
-from .probes import PROBE_LABELS, probe_evaluate
-from .small_data_report import write_small_data_results
-from .splits import Split
-from .tsne import plot_tsne
+from ...evaluation import KNN_MODES, PROBE_LABELS, Split, knn_evaluate, plot_tsne, probe_evaluate
+from ...utils import atomic_write_bytes
+from .report import write_small_data_results
 
 __all__ = ["dataset_name", "evaluate_encoder", "extract_features", "load_backbone", "read_run_config"]
 

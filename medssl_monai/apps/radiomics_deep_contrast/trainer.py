@@ -16,18 +16,17 @@ Per iteration, for a batch of sample indices ``i``:
 from __future__ import annotations
 
 import torch
-from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 
-from ..networks.memory_bank import MemoryBank
-from .nonfinite import NonFiniteLossGuard
-from .trainer import _plain
+from ...engines.fit import FitTrainer
+from ...networks.memory_bank import MemoryBank
 
 __all__ = ["RadiomicsDeepTrainer"]
 
 
-class RadiomicsDeepTrainer(SupervisedTrainer):
-    """:class:`monai.engines.SupervisedTrainer` whose iteration is the memory-bank step above.
+class RadiomicsDeepTrainer(FitTrainer):
+    """:class:`~medssl_monai.engines.FitTrainer` whose loss hook is the memory-bank step above (bank update in
+    :meth:`after_step`, so a skipped non-finite step updates no bank).
 
     The batch holds ``image_key`` (the deep view's input), ``radiomics_key`` (raw radiomics features; the network
     standardises them) and ``index_key`` (each sample's row in the banks, ``0 .. N-1``). ``loss_function`` is a
@@ -39,9 +38,8 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         bank_deep, bank_radiomics: one :class:`~medssl_monai.networks.MemoryBank` per view, ``N`` entries each.
         num_negatives: ``K`` (2048 by default; all other samples when ``N - 1 <= K``).
         seed: seed of the negatives' draw (a generator of this engine, so runs repeat).
-        nonfinite, max_nonfinite: what a NaN/infinite loss does (:class:`~medssl_monai.engines.NonFiniteLossGuard`:
-            ``"raise"`` before the step, or ``"skip"`` the step and its bank update).
-        kwargs: :class:`~monai.engines.SupervisedTrainer` arguments (``decollate`` defaults to False here).
+        kwargs: :class:`~medssl_monai.engines.FitTrainer` arguments (``nonfinite``, ``autocast_dtype``,
+            ``clip_grad_norm`` ...) and MONAI's ``SupervisedTrainer`` ones.
     """
 
     def __init__(
@@ -54,11 +52,8 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         radiomics_key: str = "radiomics",
         index_key: str = "index",
         seed: int = 0,
-        nonfinite: str = "raise",
-        max_nonfinite: int | None = 100,
         **kwargs,
     ) -> None:
-        kwargs.setdefault("decollate", False)
         super().__init__(*args, **kwargs)
         if bank_deep.memory.shape != bank_radiomics.memory.shape:
             raise ValueError(
@@ -70,44 +65,38 @@ class RadiomicsDeepTrainer(SupervisedTrainer):
         self.num_negatives = int(num_negatives)
         self.image_key, self.radiomics_key, self.index_key = image_key, radiomics_key, index_key
         self.generator = torch.Generator().manual_seed(int(seed))
-        self.nonfinite_guard = NonFiniteLossGuard(nonfinite, max_nonfinite)
 
-    def _inputs(self, engine: RadiomicsDeepTrainer, batchdata: dict) -> tuple[torch.Tensor, ...]:
+    def compute_loss(self, engine: RadiomicsDeepTrainer, batchdata: dict) -> tuple[torch.Tensor, dict]:
         missing = [k for k in (self.image_key, self.radiomics_key, self.index_key) if k not in batchdata]
         if missing:
             raise KeyError(f"RadiomicsDeepTrainer: batch has no {missing} (keys: {list(batchdata)}).")
-        device = engine.state.device
-        image = _plain(batchdata[self.image_key]).to(device, non_blocking=engine.non_blocking).float()
-        radiomics = _plain(batchdata[self.radiomics_key]).to(device, non_blocking=engine.non_blocking).float()
-        index = _plain(batchdata[self.index_key]).to(device).long().reshape(-1)
-        return image, radiomics, index
-
-    def _iteration(self, engine: RadiomicsDeepTrainer, batchdata: dict) -> dict:  # type: ignore[override]
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        image, radiomics, index = self._inputs(engine, batchdata)
+        image = self.to_device(batchdata[self.image_key]).float()
+        radiomics = self.to_device(batchdata[self.radiomics_key]).float()
+        index = self.to_device(batchdata[self.index_key]).long().reshape(-1)
         negatives = self.bank_deep.sample_negatives(index.cpu(), self.num_negatives, self.generator).to(index.device)
-        engine.state.output = {}
-        engine.network.train()
-        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        buffers = self.nonfinite_guard.snapshot(engine.network)
-        out = engine.network(image, radiomics)
+        with self.autocast():
+            out = engine.network(image, radiomics)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        deep, rad = out["deep"].float(), out["radiomics"].float()
         deep_anchor, rad_anchor = engine.loss_function.directions(
-            out["deep"], out["radiomics"], self.bank_deep.memory, self.bank_radiomics.memory, index, negatives
+            deep, rad, self.bank_deep.memory, self.bank_radiomics.memory, index, negatives
         )
-        loss = deep_anchor + rad_anchor
-        engine.state.output.update(loss=loss, embedding=out["deep"].detach())
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        terms = {"loss_deep_anchor": deep_anchor, "loss_radiomics_anchor": rad_anchor}
-        if self.nonfinite_guard.check(engine, loss, terms, buffers):
-            loss.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-            self.bank_deep.update(index, out["deep"])
-            self.bank_radiomics.update(index, out["radiomics"])
-        engine.state.output.update(
-            loss=loss.detach(), loss_deep_anchor=deep_anchor.detach(), loss_radiomics_anchor=rad_anchor.detach()
-        )
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        return engine.state.output
+        outputs = {
+            "embedding": deep.detach(),
+            "loss_deep_anchor": deep_anchor.detach(),
+            "loss_radiomics_anchor": rad_anchor.detach(),
+            "_deep": deep,
+            "_radiomics": rad,
+            "_index": index,
+        }
+        return deep_anchor + rad_anchor, outputs
+
+    def loss_terms(self, engine: RadiomicsDeepTrainer, outputs: dict) -> dict[str, torch.Tensor]:
+        return {
+            "loss_deep_anchor": outputs["loss_deep_anchor"],
+            "loss_radiomics_anchor": outputs["loss_radiomics_anchor"],
+        }
+
+    def after_step(self, engine: RadiomicsDeepTrainer, batchdata: dict, outputs: dict) -> None:
+        self.bank_deep.update(outputs["_index"], outputs["_deep"])
+        self.bank_radiomics.update(outputs["_index"], outputs["_radiomics"])

@@ -149,3 +149,18 @@ def test_reporting_dataset_keeps_good_cases(tmp_path):
     assert len(batch["errors"]) == 1 and batch["errors"][0][0] == "case1"
     assert "cannot be read" in batch["errors"][0][1] and "case1.nii.gz" in batch["errors"][0][1]
     assert collate_reporting([ds[1]]) == {"errors": batch["errors"]}
+
+
+def test_default_roi_size_follows_the_data(tmp_path):
+    from medssl_monai.data import default_roi_size
+
+    assert default_roi_size(None) == [32, 32, 32]
+    assert default_roi_size(tmp_path) == [96, 96, 96]  # tumour volumes: Li et al.'s 96^3 crops
+    for edge in (28, 64):
+        path = tmp_path / f"set{edge}.npz"
+        np.savez(path, train_images=np.zeros((2, edge, edge, edge), np.uint8), train_labels=np.zeros((2, 1)))
+        assert default_roi_size(path) == [edge] * 3  # a MedMNIST volume is never padded to 96^3
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="broken.npz"):
+        default_roi_size(bad)

@@ -16,7 +16,7 @@ from .datalist import (
 )
 from .dataset import ReportingDataset, collate_reporting, root_cause
 from .images2d import IMAGE_EXTENSIONS, class_folder_datalist, read_image_2d, to_channels
-from .medmnist import medmnist_datalist
+from .medmnist import default_roi_size, medmnist_datalist
 from .phantoms import make_phantom, synthetic_datalist
 from .splitting import stratified_split
 from .synthetic2d import make_image_2d, synthetic_2d_datalist
@@ -33,6 +33,7 @@ __all__ = [
     "collate_reporting",
     "datalists_2d",
     "dataset_datalists",
+    "default_roi_size",
     "discover_volumes",
     "folder_datalist",
     "held_out_datalist",

@@ -8,7 +8,7 @@ import numpy as np
 
 from .images2d import to_channels
 
-__all__ = ["SPLITS", "medmnist_datalist"]
+__all__ = ["SPLITS", "default_roi_size", "medmnist_datalist"]
 
 SPLITS = ("train", "val", "test")
 
@@ -60,3 +60,20 @@ def medmnist_datalist(
         }
         for i in range(count)
     ]
+
+
+def default_roi_size(dataset_dir: str | Path | None, spatial_dims: int = 3) -> list[int]:
+    """The lesion crop of the 3D bundles when none is given: 32 per axis for the synthetic phantoms (``dataset_dir``
+    None), the stored volume edge for a MedMNIST npz (28 or 64: cropping a larger box would only pad), and 96 for
+    tumour volumes (Li et al., MICCAI 2021, Sec. 3: "96 x 96 x 96" crops around the tumour)."""
+    if dataset_dir is None:
+        return [32] * spatial_dims
+    path = Path(dataset_dir)
+    if path.suffix == ".npz" and path.is_file():
+        try:
+            with np.load(path, mmap_mode="r") as archive:
+                shape = archive["train_images"].shape[1:]
+        except Exception as err:
+            raise ValueError(f"cannot read MedMNIST file '{path}': {err}") from err
+        return [int(max(shape[:spatial_dims]))] * spatial_dims
+    return [96] * spatial_dims

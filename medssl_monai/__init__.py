@@ -15,6 +15,9 @@ __version__ = "0.3.0"
 
 from . import data, engines, evaluation, imbalance, losses, networks, radiomics, reduction, transforms, utils  # isort: skip
 from . import apps  # isort: skip  (built on the packages above)
+from .errors import install_excepthook  # isort: skip
+
+install_excepthook()  # one-paragraph user errors under `python -m monai.bundle` (MEDSSL_DEBUG=1: tracebacks)
 
 __all__ = [
     "__version__",

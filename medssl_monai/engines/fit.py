@@ -29,6 +29,19 @@ def plain_tensor(x) -> torch.Tensor:
     return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
 
 
+def _check_run(max_epochs, loader, epoch_length) -> None:
+    """Refuse settings that would train nothing instead of letting the run end silently."""
+    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < 1):
+        raise ValueError(f"epochs must be a positive integer, got {max_epochs!r}.")
+    if epoch_length is None and hasattr(loader, "__len__") and len(loader) == 0:
+        size = len(loader.dataset) if hasattr(loader, "dataset") and hasattr(loader.dataset, "__len__") else "?"
+        batch = getattr(loader, "batch_size", "?")
+        raise ValueError(
+            f"the training data yield no batch: {size} sample(s) for batches of {batch} with the last partial batch "
+            "dropped (batch norm needs full batches). Lower --batch_size or give more cases (--limit, --split)."
+        )
+
+
 class FitTrainer(SupervisedTrainer):
     """:class:`monai.engines.SupervisedTrainer` with one iteration for every training in the package.
 
@@ -68,6 +81,7 @@ class FitTrainer(SupervisedTrainer):
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)
+        _check_run(kwargs.get("max_epochs"), kwargs.get("train_data_loader"), kwargs.get("epoch_length"))
         super().__init__(*args, **kwargs)
         self.memory_format = getattr(torch, memory_format) if memory_format else torch.contiguous_format
         if memory_format:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import BorderPad, MapTransform, Resize, SpatialCrop
-from monai.utils import ensure_tuple_rep
+from monai.utils import ensure_tuple, ensure_tuple_rep
 
 from .io import LoadVolumed
 
@@ -82,6 +82,8 @@ class LesionCropd(MapTransform):
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.source_key = source_key
+        if any(int(r) < 1 for r in ensure_tuple(roi_size)):
+            raise ValueError(f"roi_size must be at least 1 voxel per axis, got {roi_size}.")
         self.roi_size = roi_size
         if not (isinstance(background, (int, float)) or background == "min"):
             raise ValueError(f"background must be 'min' or a number, got {background!r}.")

@@ -107,7 +107,7 @@ def test_bundle_commands_end_with_one_paragraph(case, expected, tmp_path):
     ],
 )
 def test_bad_overrides_are_refused_before_training(override, expected, tmp_path):
-    with pytest.raises(Exception) as excinfo:  # noqa: PT011 - MONAI wraps the package's ValueError
+    with pytest.raises(Exception) as excinfo:
         wf = ConfigWorkflow(
             config_file=str(CONFIGS / "train.json"),
             workflow_type="train",

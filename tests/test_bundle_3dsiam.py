@@ -273,26 +273,28 @@ def test_train_with_imbalance_handling(tmp_path, mode):
 
 
 @pytest.mark.slow
+def _evaluate_workflow(output_dir, **override) -> ConfigWorkflow:
+    """evaluate.json on 28^3 phantoms, one epoch per pre-training, no loader processes; ``override`` on top."""
+    wf = ConfigWorkflow(
+        config_file=str(CONFIGS / "evaluate.json"),
+        workflow_type=None,
+        logging_file=False,
+        output_dir=str(output_dir),
+        **{"epochs": 1, "num_workers": 0, "roi_size": [28, 28, 28], "synthetic#size": [28, 28, 28], **override},
+    )
+    wf.initialize()
+    return wf
+
+
 def test_evaluate_workflow_runs_the_whole_protocol(tmp_path):
     """evaluate.json on phantoms: 4 pre-trainings (3DSiam, SE, RE, Rubik's cube), embeddings, radiomics, Table 1 with
     the supervised row, plots."""
     import json
 
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "evaluate.json"),
-        workflow_type=None,
-        logging_file=False,
-        output_dir=str(tmp_path),
-        epochs=1,
-        num_workers=0,
-        roi_size=[28, 28, 28],
-        **{
-            "synthetic#n": 30,
-            "synthetic#size": [28, 28, 28],
-            "evaluate#diagnostic": {"ks": [2], "q": 5, "m": 4, "n_batches": 20},
-        },
+    wf = _evaluate_workflow(
+        tmp_path,
+        **{"synthetic#n": 30, "evaluate#diagnostic": {"ks": [2], "q": 5, "m": 4, "n_batches": 20}},
     )
-    wf.initialize()
     wf.run()
     wf.finalize()
     for mode in ("none", "se", "re", "rubik"):
@@ -328,24 +330,16 @@ def test_evaluate_protocol_skips_variants_and_their_rows(tmp_path):
     """evaluate.json runs one Python entry point; --skip leaves variants (and their rows and curves) out."""
     import json
 
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "evaluate.json"),
-        workflow_type=None,
-        logging_file=False,
-        output_dir=str(tmp_path),
-        epochs=1,
-        num_workers=0,
-        roi_size=[28, 28, 28],
+    wf = _evaluate_workflow(
+        tmp_path,
         skip=["se", "re", "rubik"],
         **{
             "synthetic#n": 20,
-            "synthetic#size": [28, 28, 28],
             "evaluate#supervised": None,
             "evaluate#label_fractions": [1.0],
             "evaluate#diagnostic": {"ks": [2], "q": 5, "m": 4, "n_batches": 5},
         },
     )
-    wf.initialize()
     wf.run()
     wf.finalize()
     assert sorted(p.name for p in (tmp_path / "pretrain").iterdir()) == ["none"]
@@ -353,14 +347,7 @@ def test_evaluate_protocol_skips_variants_and_their_rows(tmp_path):
     assert [r["feature_set"] for r in document["records"]] == ["Trad. radiomics", "3DSiam", "Trad.+3DSiam"]
     analysis = json.loads((tmp_path / "analysis.json").read_text())
     assert list(analysis["correlation_density"]) == ["3DSiam"]
-    bad = ConfigWorkflow(
-        config_file=str(CONFIGS / "evaluate.json"),
-        workflow_type=None,
-        logging_file=False,
-        output_dir=str(tmp_path / "bad"),
-        skip=["nope"],
-    )
-    bad.initialize()
+    bad = _evaluate_workflow(tmp_path / "bad", skip=["nope"])
     with pytest.raises(RuntimeError) as excinfo:
         bad.run()
     assert "skip names ['nope'] are not variants" in str(excinfo.value.__cause__)

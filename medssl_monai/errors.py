@@ -24,7 +24,7 @@ __all__ = ["DEBUG_ENV", "format_user_error", "install_excepthook", "user_error"]
 DEBUG_ENV = "MEDSSL_DEBUG"
 _PACKAGE = Path(__file__).resolve().parent
 #: Exception types that describe bad input or settings when this package raises them (or, for paths, anything does).
-_USER_TYPES = (ValueError, KeyError, TypeError, FloatingPointError, LookupError, OSError)
+_USER_TYPES = (ValueError, LookupError, TypeError, FloatingPointError, OSError)
 #: Errors about a path or a file's content, user errors wherever they are raised (a missing folder, a truncated
 #: checkpoint or archive).
 _PATH_TYPES = (

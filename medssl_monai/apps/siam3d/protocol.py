@@ -65,17 +65,15 @@ def pretrain_and_embed(
 
 def run_table1(
     evaluate: Callable[..., list[dict]],
-    radiomics: Callable[[], Any],
-    radiomics_csv: str | os.PathLike,
+    radiomics: Callable[[], str | os.PathLike],
     density: Mapping[str, str] | None = None,
     **pretrain: Any,
 ) -> list[dict]:
-    """Pre-train and embed (:func:`pretrain_and_embed` with ``pretrain``), run ``radiomics()`` (which writes
-    ``radiomics_csv``), then ``evaluate(tables=..., density=...)`` (a partial of
+    """Pre-train and embed (:func:`pretrain_and_embed` with ``pretrain``), run ``radiomics()`` (which writes the
+    radiomics CSV and returns its path, as :func:`~medssl_monai.radiomics.extract_to_csv` does), then ``evaluate(tables=..., density=...)`` (a partial of
     :func:`~medssl_monai.apps.siam3d.evaluate_feature_tables`) on the tables there are: rows and density curves of
     skipped variants are left out. Returns the protocol's records."""
     tables = pretrain_and_embed(**pretrain)
-    radiomics()
-    tables = {"radiomics": str(radiomics_csv), **tables}
+    tables = {"radiomics": str(radiomics()), **tables}
     curves = {curve: table for curve, table in (density or {}).items() if table in tables}
     return evaluate(tables=tables, density=curves)

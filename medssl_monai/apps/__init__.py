@@ -5,9 +5,10 @@ networks, losses, engines, radiomics, reduction, evaluation):
 - :mod:`.small_data_ssl`: Chattopadhyay et al., ICIP 2023;
 - :mod:`.radiomics_deep_contrast`: Zhao & Yang, MICCAI 2021.
 
-Wolf et al. 2024 (``ct_slice_reduction``) is the library package :mod:`medssl_monai.reduction` with its runner.
+- :mod:`.ct_slice_reduction`: Wolf et al. 2024 (pre-training and fine-tuning; the reduction itself is the library
+  package :mod:`medssl_monai.reduction`).
 """
 
-from . import radiomics_deep_contrast, siam3d, small_data_ssl
+from . import ct_slice_reduction, radiomics_deep_contrast, siam3d, small_data_ssl
 
-__all__ = ["radiomics_deep_contrast", "siam3d", "small_data_ssl"]
+__all__ = ["ct_slice_reduction", "radiomics_deep_contrast", "siam3d", "small_data_ssl"]

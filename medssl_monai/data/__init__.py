@@ -5,6 +5,7 @@ optional ``mask``, optional ``label`` (class index) and ``id``. :func:`build_dat
 what ``dataset_dir`` points at, so one bundle config serves every input.
 """
 
+from .ct_slices import load_manifest_slices
 from .ct_volumes import CTVolume, SliceStack, VolumeReadError, discover_volumes, read_volume
 from .datalist import (
     build_datalist,
@@ -38,6 +39,7 @@ __all__ = [
     "folder_datalist",
     "held_out_datalist",
     "json_datalist",
+    "load_manifest_slices",
     "make_image_2d",
     "make_phantom",
     "make_synthetic_ct",

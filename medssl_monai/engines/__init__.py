@@ -18,10 +18,15 @@ from .handlers import (
     recalibrate_batch_norm,
     subset_batch,
 )
+from .moco import MoCoTrainer
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
+from .optim import LAMB, LARS
+from .swav import SwAVTrainer
 from .trainer import SSLTrainer
 
 __all__ = [
+    "LAMB",
+    "LARS",
     "BestEpoch",
     "CollapseError",
     "DataWaitTimer",
@@ -32,12 +37,14 @@ __all__ = [
     "FitTrainer",
     "HeldOutHealth",
     "ImbalanceHandler",
+    "MoCoTrainer",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "PreciseBatchNorm",
     "ProgressBar",
     "ResumableCheckpoint",
     "SSLTrainer",
+    "SwAVTrainer",
     "effective_rank",
     "fit",
     "plain_tensor",

@@ -5,6 +5,8 @@ from .encoders import SiamEncoder3D
 from .heads import MLPHead, PredictionHead, SimCLRProjectionHead, SimSiamProjectionHead, VICRegExpander
 from .memory_bank import MemoryBank
 from .methods import METHODS, SSLMethod, build_method
+from .moco import MoCoNetwork
+from .queue import FeatureQueue
 from .radiomics_deep import (
     EMBEDDING_KEYS,
     HybridClassifier,
@@ -15,16 +17,20 @@ from .radiomics_deep import (
     deep_branch,
 )
 from .rubik import RubikCubeNetwork
+from .spark import SparKNetwork, SparseBatchNorm2d, random_visible_mask
 from .ssl import SSLNetwork
+from .swav import SwAVNetwork, SwAVProjectionHead, SwAVPrototypes
 
 __all__ = [
     "EMBEDDING_KEYS",
     "METHODS",
     "RESNET_FEATURES",
+    "FeatureQueue",
     "HybridClassifier",
     "ImageClassifier",
     "MLPHead",
     "MemoryBank",
+    "MoCoNetwork",
     "PredictionHead",
     "RadiomicsDeepNetwork",
     "RadiomicsMLP",
@@ -34,9 +40,15 @@ __all__ = [
     "SiamEncoder3D",
     "SimCLRProjectionHead",
     "SimSiamProjectionHead",
+    "SparKNetwork",
+    "SparseBatchNorm2d",
     "Standardize",
+    "SwAVNetwork",
+    "SwAVProjectionHead",
+    "SwAVPrototypes",
     "VICRegExpander",
     "build_method",
     "deep_branch",
+    "random_visible_mask",
     "resnet_backbone",
 ]

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
 
+from medssl_monai.apps.ct_slice_reduction import run_finetune
 from medssl_monai.utils import atomic_write_text, shared_data_dir
 
 REDUCTIONS = {
@@ -40,7 +39,16 @@ ORGAN_CLASSES = [1, 2, 3, 5, 6, 20, 52, 63, 86, 87, 117]
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bundle(config: str, *args: str) -> None:
+def epoch_seconds(log: Path) -> float:
+    """Training time summed over epochs from Ignite's "Epoch[N] Complete. Time taken: HH:MM:SS.fff" lines (the last
+    line of each epoch: a resumed run's epochs count once)."""
+    times = {}
+    for m in re.finditer(r"Epoch\[(\d+)\] Complete\. Time taken: (\d+):(\d+):([\d.]+)", log.read_text(errors="ignore")):
+        times[int(m[1])] = int(m[2]) * 3600 + int(m[3]) * 60 + float(m[4])
+    return sum(times.values())
+
+
+def bundle(config: str, *args: str, log: Path | None = None) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -50,7 +58,11 @@ def bundle(config: str, *args: str) -> None:
         str(REPO / "bundles/ct_slice_reduction/configs" / config),
         *args,
     ]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if log is None:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return
+    with open(log, "a") as f:
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
 
 
 def prepare_data(out: Path) -> Path:
@@ -96,51 +108,37 @@ def main() -> None:
     for name in args.reductions:
         red = out / "reduction" / name
         if not (red / "summary.json").exists():
-            bundle(
-                "reduce.json",
-                "--dataset_dir",
-                str(data),
-                "--output_dir",
-                str(red),
-                "--num_workers",
-                "0",
-                *REDUCTIONS[name],
-            )
-        kept = json.loads((red / "summary.json").read_text())["kept"]
-        for seed in args.seeds:
+            args_ = ["--dataset_dir", str(data), "--output_dir", str(red), "--num_workers", "0", *REDUCTIONS[name]]
+            bundle("reduce.json", *args_)
+    for seed in args.seeds:  # seed-major: an interrupted run still has every reduction of the first seeds
+        for name in args.reductions:
+            red = out / "reduction" / name
+            kept = json.loads((red / "summary.json").read_text())["kept"]
             run = out / "pretrain" / f"{name}_seed{seed}"
             timing = run / "timing.json"
             if not timing.exists():
                 iters = kept // args.batch_size
-                start = time.perf_counter()
+                run.mkdir(parents=True, exist_ok=True)
                 bundle(
                     "pretrain.json", "--reduction_dir", str(red), "--output_dir", str(run), "--method", "swav",
                     "--backbone", "resnet18", "--epochs", str(args.epochs), "--image_size", str(args.image_size),
                     "--batch_size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(seed),
                     "--freeze_prototypes_iterations", str(iters), "--autocast_dtype", "bfloat16",
+                    log=run / "pretrain.log",
                 )  # fmt: skip
-                seconds = time.perf_counter() - start
-                atomic_write_text(
-                    timing, json.dumps({"seconds": seconds, "slices": kept, "iterations": iters * args.epochs})
-                )
-                print(f"pretrained {name} seed {seed}: {kept} slices, {seconds:.0f} s", flush=True)
+                seconds = epoch_seconds(run / "pretrain.log")
+                info = {"train_seconds": seconds, "slices": kept, "iterations": iters * args.epochs}
+                atomic_write_text(timing, json.dumps(info))
+                print(f"pretrained {name} seed {seed}: {kept} slices, {seconds:.0f} s of training", flush=True)
             if args.skip_finetune:
                 continue
-            result = run / "finetune" / "results.json"
-            if not result.exists():
-                from medssl_monai.apps.ct_slice_reduction import run_finetune
-
+            if not (run / "finetune" / "results.json").exists():
                 run_finetune(str(run / "finetune"), str(run / "models" / "model.pt"), seeds=[seed], task=task)
                 print(f"fine-tuned {name} seed {seed}", flush=True)
-    if not args.skip_finetune:
-        from medssl_monai.apps.ct_slice_reduction import run_finetune
-
-        for seed in args.seeds:
-            scratch = out / "scratch" / f"seed{seed}"
-            if not (scratch / "results.json").exists():
-                run_finetune(str(scratch), None, seeds=[seed], task=task)
-                print(f"scratch seed {seed}", flush=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+        scratch = out / "scratch" / f"seed{seed}"
+        if not args.skip_finetune and not (scratch / "results.json").exists():
+            run_finetune(str(scratch), None, seeds=[seed], task=task)
+            print(f"scratch seed {seed}", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 
-from medssl_monai.apps.ct_slice_reduction import run_finetune
+from medssl_monai.apps.ct_slice_reduction import linear_cka, organ_patch_task, run_finetune, stage_features
+from medssl_monai.networks import resnet_backbone
 from medssl_monai.utils import atomic_write_text, shared_data_dir
 
 REDUCTIONS = {
@@ -93,8 +95,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.15 * 16 / 128)  # Table 8's LARS lr, linearly scaled to the batch
     parser.add_argument("--reductions", nargs="+", default=list(REDUCTIONS))
     parser.add_argument("--skip_finetune", action="store_true")
+    parser.add_argument("--summary", action="store_true", help="only write summary.md / summary.json of what exists")
     args = parser.parse_args()
     out = Path(args.out).resolve()
+    if args.summary:
+        summarize(out, args.reductions, args.seeds)
+        return
     data = prepare_data(out)
     shared = shared_data_dir()
     task = {
@@ -139,6 +145,83 @@ def main() -> None:
         if not args.skip_finetune and not (scratch / "results.json").exists():
             run_finetune(str(scratch), None, seeds=[seed], task=task)
             print(f"scratch seed {seed}", flush=True)
+    summarize(out, args.reductions, args.seeds)
+
+
+def _organ_images() -> torch.Tensor:
+    shared = shared_data_dir()
+    image = np.asarray(nib.load(shared / "ct_examples/example_ct_sm.nii.gz").dataobj)
+    labels = np.asarray(nib.load(shared / "ct_examples/example_seg.nii.gz").dataobj).astype(np.int64)
+    return torch.from_numpy(organ_patch_task(image, labels, ORGAN_CLASSES, size=64)[0])
+
+
+def summarize(out: Path, reductions: list[str], seeds: list[int]) -> dict:
+    """Mean +- std over the finished seeds of each reduction (fine-tuned AUC / accuracy / F1, linear-phase AUC,
+    training seconds) and linear CKA per ResNet stage between the ALL and HASH-6 encoders of one seed (on the
+    downstream images, eval mode), into ``summary.json`` and ``summary.md``."""
+    rows, table = {}, {}
+    for name in [*reductions, "scratch"]:
+        runs = []
+        for seed in seeds:
+            folder = out / "scratch" / f"seed{seed}" if name == "scratch" else out / "pretrain" / f"{name}_seed{seed}"
+            res = folder / "results.json" if name == "scratch" else folder / "finetune" / "results.json"
+            if not res.exists():
+                continue
+            r = json.loads(res.read_text())["runs"][0]
+            timing = folder / "timing.json"
+            if timing.exists():
+                r.update(json.loads(timing.read_text()))
+            runs.append(r)
+        if runs:
+            rows[name] = runs
+            table[name] = {
+                k: (
+                    float(np.mean([r[k] for r in runs])),
+                    float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
+                )
+                for k in ("auc", "accuracy", "f1", "linear_auc", "linear_accuracy", "train_seconds", "slices")
+                if all(k in r for r in runs)
+            }
+            table[name]["n"] = len(runs)
+    cka = {}
+    images = None
+    for seed in seeds:
+        a, b = (
+            out / "pretrain" / f"all_seed{seed}" / "models/model.pt",
+            out / "pretrain" / f"hash6_seed{seed}" / "models/model.pt",
+        )
+        if a.exists() and b.exists():
+            images = _organ_images() if images is None else images
+            feats = []
+            for path in (a, b):
+                net = resnet_backbone("resnet18", 2, 1)
+                net.load_state_dict(torch.load(path, weights_only=True))
+                feats.append(stage_features(net, images))
+            cka[seed] = {k: linear_cka(feats[0][k], feats[1][k]) for k in feats[0]}
+    summary = {"table": table, "cka_all_vs_hash6": cka, "runs": rows}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    lines = [
+        "| pre-training data | slices | seeds | fine-tuned AUC | accuracy | macro F1 | linear-phase AUC | linear-phase acc. | training s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in table.items():
+
+        def fmt(k, digits=3, t=t):
+            return f"{t[k][0]:.{digits}f} +- {t[k][1]:.{digits}f}" if k in t else "-"
+
+        slices = f"{t['slices'][0]:.0f}" if "slices" in t else "-"
+        lines.append(
+            f"| {name} | {slices} | {t['n']} | {fmt('auc')} | {fmt('accuracy')} | {fmt('f1')} | {fmt('linear_auc')} | "
+            f"{fmt('linear_accuracy')} | {fmt('train_seconds', digits=0)} |"
+        )
+    if cka:
+        stages = list(next(iter(cka.values())))
+        lines += ["", "| linear CKA, ALL vs HASH-6 | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+        for seed, v in cka.items():
+            lines.append(f"| seed {seed} | " + " | ".join(f"{v[k]:.3f}" for k in stages) + " |")
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return summary
 
 
 if __name__ == "__main__":

@@ -121,3 +121,29 @@ def test_bad_overrides_are_refused_before_training(override, expected, tmp_path)
     found = user_error(excinfo.value)
     assert isinstance(found, ValueError) and expected in str(found)
     assert not any(tmp_path.rglob("*.pt"))  # refused before any checkpoint was written
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "expected"),
+    [
+        (
+            "pretrain",
+            ["--reduction_dir", "/nonexistent/red"],
+            "reduction output '/nonexistent/red/manifest.csv' does not",
+        ),
+        ("pretrain", ["--method", "byol"], "unknown pre-training method 'byol'"),
+        (
+            "finetune",
+            ["--pretrained", "/nonexistent/model.pt"],
+            "pretrained weights '/nonexistent/model.pt' do not exist",
+        ),
+    ],
+)
+def test_ct_slice_reduction_commands_end_with_one_paragraph(config, args, expected, tmp_path):
+    configs = REPO / "bundles" / "ct_slice_reduction" / "configs"
+    result = _run("--config_file", str(configs / f"{config}.json"), *args, "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 1
+    tail = result.stderr.strip().splitlines()[-4:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert any(expected in line for line in tail), tail
+    assert not any((tmp_path / "out").rglob("*.pt"))

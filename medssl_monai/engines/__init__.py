@@ -21,6 +21,7 @@ from .handlers import (
 from .moco import MoCoTrainer
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import LAMB, LARS
+from .rng import RandomStates, find_randomizables
 from .swav import SwAVTrainer
 from .trainer import SSLTrainer
 
@@ -42,10 +43,12 @@ __all__ = [
     "NonFiniteLossGuard",
     "PreciseBatchNorm",
     "ProgressBar",
+    "RandomStates",
     "ResumableCheckpoint",
     "SSLTrainer",
     "SwAVTrainer",
     "effective_rank",
+    "find_randomizables",
     "fit",
     "plain_tensor",
     "recalibrate_batch_norm",

@@ -33,9 +33,8 @@ class LARS(torch.optim.Optimizer):
                  trust_coefficient: float = 0.001, eps: float = 1e-8) -> None:  # fmt: skip
         if lr <= 0 or momentum < 0 or weight_decay < 0 or trust_coefficient <= 0:
             raise ValueError(f"invalid LARS settings lr={lr}, momentum={momentum}, weight_decay={weight_decay}.")
-        defaults = dict(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, eps=eps
-        )
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eps": eps}
+        defaults["trust_coefficient"] = trust_coefficient
         super().__init__(params, defaults)
 
     @torch.no_grad()

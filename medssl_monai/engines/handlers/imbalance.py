@@ -75,7 +75,6 @@ class ImbalanceHandler:
         self.mode, self.k, self.m, self.start_epoch = mode, int(k), int(m), int(start_epoch)
         self.feature_key, self.output_key = feature_key, output_key
         self.weight_key, self.label_key, self.seed = weight_key, label_key, int(seed)
-        self._rng = np.random.default_rng(seed)
         self._reset()
 
     def attach(self, engine: Engine) -> None:
@@ -111,11 +110,12 @@ class ImbalanceHandler:
             raise ValueError(
                 f"SE needs candidate batches larger than m={self.m}, got {n}: set the loader batch to k*q."
             )
+        seed = self.seed + engine.state.iteration  # iterations completed so far: a new seed per batch (resume-exact)
         if engine.state.epoch < self.start_epoch:
             if self.mode == "se":
-                batch = subset_batch(batch, np.sort(self._rng.choice(n, size=self.m, replace=False)))
+                pick = np.random.default_rng(seed).choice(n, size=self.m, replace=False)
+                batch = subset_batch(batch, np.sort(pick))
         else:
-            seed = self.seed + engine.state.iteration  # iterations completed so far: a new k-means seed per batch
             feats = self.features(engine, batch[self.feature_key])
             if self.mode == "re":
                 weights = reweight(feats, k=self.k, seed=seed).cpu()

@@ -13,6 +13,7 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
 from ...utils import atomic_write_text
+from ..rng import RandomStates
 
 __all__ = ["ResumableCheckpoint"]
 
@@ -25,10 +26,13 @@ class ResumableCheckpoint:
     """Save a resumable checkpoint every ``save_interval`` epochs and resume from the newest one at start.
 
     The checkpoint holds ``objects`` (model, optimizer, LR scheduler ...) plus the trainer's own state (epoch and
-    iteration counters), which is added at ``attach`` (a config cannot reference the trainer from its handlers).
-    Restarting a killed run with the same command continues from its last completed epoch and gives the same LR
-    schedule and optimizer state as an unbroken run; with no checkpoint in ``save_dir`` it starts from scratch. The
-    random streams (shuffling, augmentation) are not saved, so a resumed run is not bit-identical to an unbroken one.
+    iteration counters) and every random stream of the run (:class:`~medssl_monai.engines.RandomStates`: the global
+    generators, the augmentation transforms and loader generators of the trainer and its handlers), both added at ``attach`` (a config
+    cannot reference the trainer from its handlers). Restarting a killed run with the same command (SIGTERM, SIGINT,
+    a crash, mid-epoch or not) continues from its last completed epoch with the same weights, optimizer, LR schedule
+    and random streams: on CPU it ends with bit-identical weights to an unbroken run of the same seed (tested; a
+    checkpoint written before 0.5.0 has no random states and resumes with fresh ones). With no checkpoint in
+    ``save_dir`` it starts from scratch.
     Saving is MONAI's :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never
     a half-written checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader`
     (``torch.load(weights_only=True)``).
@@ -41,8 +45,9 @@ class ResumableCheckpoint:
     Under DDP every rank loads the checkpoint and rank 0 alone writes (Ignite's ``DiskSaver``); save the unwrapped
     module (not the ``DistributedDataParallel`` wrapper), so that checkpoints load in single-process runs too.
 
-    Attach it after the handlers that change saved objects at the end of an epoch (``LrScheduleHandler``): Ignite
-    runs handlers of one event in attach order, and the checkpoint must hold the state after the LR step.
+    The checkpoint is written after every other handler of the epoch's end (the saver is registered when the run
+    starts, so it runs last whatever the order of the handler list): it holds the state after the LR step and any
+    batch-norm recalibration, and the random streams as the next epoch will find them.
     """
 
     def __init__(
@@ -83,7 +88,8 @@ class ResumableCheckpoint:
             )
 
     def attach(self, engine: Engine) -> None:
-        objects = {**self.objects, "trainer": engine}
+        rng = RandomStates([engine])
+        objects = {**self.objects, "trainer": engine, "rng": rng}
         saved = self._saved()
         writer = _is_rank_zero()
         if not saved:
@@ -102,18 +108,30 @@ class ResumableCheckpoint:
                     "%s is the last epoch of this run: nothing left to train. Use another --output_dir for a new run.",
                     path.name,
                 )
-            CheckpointLoader(load_path=str(path), load_dict=objects, map_location=self.map_location).attach(engine)
-        # every rank builds the saver (Ignite's Checkpoint runs a collective at construction); its DiskSaver writes on
-        # rank 0 only
-        CheckpointSaver(
-            save_dir=str(self.save_dir),
-            save_dict=objects,
-            save_interval=self.save_interval,
-            epoch_level=True,
-            n_saved=self.n_saved,
-        ).attach(engine)
-        if writer:
-            engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+            stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            load = {k: v for k, v in objects.items() if k != "rng" or "rng" in stored}
+            del stored
+            CheckpointLoader(load_path=str(path), load_dict=load, map_location=self.map_location).attach(engine)
+
+        def register_saver(engine: Engine) -> None:
+            if registered:
+                return
+            registered.append(True)
+            # registered when the run starts, so it runs after every handler attached before (module docstring).
+            # Every rank builds the saver (Ignite's Checkpoint runs a collective at construction); its DiskSaver
+            # writes on rank 0 only.
+            CheckpointSaver(
+                save_dir=str(self.save_dir),
+                save_dict=objects,
+                save_interval=self.save_interval,
+                epoch_level=True,
+                n_saved=self.n_saved,
+            ).attach(engine)
+            if writer:
+                engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+
+        registered: list[bool] = []
+        engine.add_event_handler(Events.STARTED, register_saver)
 
 
 def _is_rank_zero() -> bool:

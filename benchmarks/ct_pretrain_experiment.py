@@ -51,15 +51,8 @@ def epoch_seconds(log: Path) -> float:
 
 
 def bundle(config: str, *args: str, log: Path | None = None) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        "--config_file",
-        str(REPO / "bundles/ct_slice_reduction/configs" / config),
-        *args,
-    ]
+    config_file = REPO / "bundles/ct_slice_reduction/configs" / config
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(config_file), *args]
     if log is None:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return

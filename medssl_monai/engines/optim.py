@@ -12,7 +12,26 @@ import torch
 __all__ = ["LAMB", "LARS"]
 
 
-class LARS(torch.optim.Optimizer):
+class _LayerwiseOptimizer(torch.optim.Optimizer):
+    """``step`` calls :meth:`update` on every parameter tensor that has a gradient."""
+
+    def update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, group, self.state[p])
+        return loss
+
+
+class LARS(_LayerwiseOptimizer):
     """SGD with momentum and layer-wise adaptive rate scaling, as apex's ``LARC(SGD, clip=False)`` that SwAV uses
     (You et al., "Large Batch Training of Convolutional Networks", 2017, Eq. 6-7)::
 
@@ -37,38 +56,27 @@ class LARS(torch.optim.Optimizer):
         defaults["trust_coefficient"] = trust_coefficient
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                w_norm, g_norm = p.norm(), g.norm()
-                wd = group["weight_decay"]
-                ratio = torch.where(
-                    (w_norm > 0) & (g_norm > 0),
-                    group["trust_coefficient"] * w_norm / (g_norm + wd * w_norm + group["eps"]),
-                    torch.ones_like(w_norm),
-                )
-                d = (g + wd * p) * ratio
-                state = self.state[p]
-                if group["momentum"] > 0:
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = d.clone()
-                    else:
-                        buf.mul_(group["momentum"]).add_(d)
-                    d = buf
-                p.add_(d, alpha=-group["lr"])
-        return loss
+    def update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        g = p.grad
+        w_norm, g_norm = p.norm(), g.norm()
+        wd = group["weight_decay"]
+        ratio = torch.where(
+            (w_norm > 0) & (g_norm > 0),
+            group["trust_coefficient"] * w_norm / (g_norm + wd * w_norm + group["eps"]),
+            torch.ones_like(w_norm),
+        )
+        d = (g + wd * p) * ratio
+        if group["momentum"] > 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.clone()
+            else:
+                buf.mul_(group["momentum"]).add_(d)
+            d = buf
+        p.add_(d, alpha=-group["lr"])
 
 
-class LAMB(torch.optim.Optimizer):
+class LAMB(_LayerwiseOptimizer):
     """Adam with a layer-wise trust ratio (You et al., "Large Batch Optimization for Deep Learning: Training BERT in
     76 minutes", ICLR 2020, Alg. 2), the optimiser of SparK::
 
@@ -91,30 +99,19 @@ class LAMB(torch.optim.Optimizer):
             raise ValueError(f"invalid LAMB settings lr={lr}, betas={betas}, weight_decay={weight_decay}.")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                m_hat = m / (1 - b1 ** state["step"])
-                v_hat = v / (1 - b2 ** state["step"])
-                r = m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * p
-                w_norm, r_norm = p.norm(), r.norm()
-                ratio = torch.where((w_norm > 0) & (r_norm > 0), w_norm / r_norm, torch.ones_like(w_norm))
-                p.add_(r * ratio, alpha=-group["lr"])
-        return loss
+    def update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        b1, b2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.mul_(b1).add_(p.grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+        m_hat = m / (1 - b1 ** state["step"])
+        v_hat = v / (1 - b2 ** state["step"])
+        r = m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * p
+        w_norm, r_norm = p.norm(), r.norm()
+        ratio = torch.where((w_norm > 0) & (r_norm > 0), w_norm / r_norm, torch.ones_like(w_norm))
+        p.add_(r * ratio, alpha=-group["lr"])

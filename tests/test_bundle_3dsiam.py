@@ -78,7 +78,7 @@ def test_train_workflow_one_epoch(tmp_path):
     model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert set(model) == set(SiamEncoder3D().state_dict())
     ckpt = torch.load(tmp_path / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
-    assert set(ckpt) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert set(ckpt) == {"model", "optimizer", "lr_scheduler", "trainer", "rng"}
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 

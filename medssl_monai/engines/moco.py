@@ -7,7 +7,18 @@ from monai.engines.utils import IterationEvents
 
 from .trainer import SSLTrainer
 
-__all__ = ["MoCoTrainer"]
+__all__ = ["MoCoTrainer", "gather_keys"]
+
+
+@torch.no_grad()
+def gather_keys(keys: torch.Tensor) -> torch.Tensor:
+    """Every rank's keys in rank order under DDP (MoCo's ``concat_all_gather`` before enqueueing, so that every rank
+    keeps the same queue); the keys themselves in a single process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return keys
+    parts = [torch.empty_like(keys) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, keys.contiguous())
+    return torch.cat(parts)
 
 
 class MoCoTrainer(SSLTrainer):
@@ -20,7 +31,8 @@ class MoCoTrainer(SSLTrainer):
 
     MoCo's "shuffling BN" (keys computed on a batch shuffled across GPUs, so that BatchNorm cannot leak which key
     belongs to which query) needs several devices; here queries and keys are two separate forward passes on one
-    device, each normalised over its own batch (deviation, see the bundle docs).
+    device, each normalised over its own batch (deviation, see the bundle docs). Under DDP every rank enqueues the
+    keys of all ranks (:func:`gather_keys`), as MoCo does, so the queues stay identical.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -31,9 +43,9 @@ class MoCoTrainer(SSLTrainer):
 
     def compute_loss(self, engine: MoCoTrainer, batchdata: dict) -> tuple[torch.Tensor, dict]:
         (query_view, key_view), kwargs = self._batch(batchdata)
-        network = engine.network
+        network = getattr(engine.network, "module", engine.network)  # the MoCoNetwork inside a DDP wrapper
         with self.autocast():
-            out = network(query_view)
+            out = engine.network(query_view)
             keys = network.keys(key_view)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         q = out["projection"].float()
@@ -41,5 +53,6 @@ class MoCoTrainer(SSLTrainer):
         return loss, {"embedding": out["embedding"].detach().float(), "_loss_inputs": [q, keys], "_keys": keys}
 
     def after_step(self, engine: MoCoTrainer, batchdata: dict, outputs: dict) -> None:
-        engine.network.momentum_update()
-        engine.network.queue.push(outputs["_keys"])
+        network = getattr(engine.network, "module", engine.network)
+        network.momentum_update()
+        network.queue.push(gather_keys(outputs["_keys"]))

@@ -47,11 +47,11 @@ class SwAVTrainer(SSLTrainer):
 
     def compute_loss(self, engine: SwAVTrainer, batchdata: dict) -> tuple[torch.Tensor, dict]:
         views, kwargs = self._batch(batchdata)
-        network = engine.network
+        network = getattr(engine.network, "module", engine.network)  # the SwAVNetwork inside a DDP wrapper
         network.predictor.normalize_()
         network.predictor.frozen = engine.state.iteration <= self.freeze_prototypes_iterations
         with self.autocast():
-            outputs = self._forward_by_size(network, views)
+            outputs = self._forward_by_size(engine.network, views)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         scores = [out["prediction"].float() for out in outputs]
         assign = engine.loss_function.num_assign_crops
@@ -68,6 +68,6 @@ class SwAVTrainer(SSLTrainer):
         }
 
     def after_step(self, engine: SwAVTrainer, batchdata: dict, outputs: dict) -> None:
-        queue = engine.network.queue
+        queue = getattr(engine.network, "module", engine.network).queue
         if queue is not None and engine.state.epoch >= self.queue_start_epoch:
             queue.push(outputs["_queue"])

@@ -36,8 +36,8 @@ class SimSiamLoss(SSLLoss):
     needs no retuning when RE is switched on; relative weights between samples are what RE changes.
     """
 
-    def __init__(self, eps: float = 1e-8) -> None:
-        super().__init__()
+    def __init__(self, eps: float = 1e-8, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)
         self.eps = eps
 
     def per_sample(self, p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

@@ -25,9 +25,15 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
-from .base import SSLLoss, check_positive
+from .base import SSLLoss, _distributed, check_positive
 
 __all__ = ["SwAVLoss", "sinkhorn_knopp"]
+
+
+def _all_reduce(x: torch.Tensor, op=None) -> torch.Tensor:
+    if _distributed():
+        torch.distributed.all_reduce(x, op=op or torch.distributed.ReduceOp.SUM)
+    return x
 
 
 @torch.no_grad()
@@ -37,7 +43,9 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
     after the last round's prototype normalisation, up to the final sample normalisation).
 
     Computed in float64 with the maximum subtracted before ``exp`` (a constant factor that the normalisations remove),
-    so ``epsilon = 0.05`` does not overflow for cosine scores.
+    so ``epsilon = 0.05`` does not overflow for cosine scores. Under DDP (an initialised process group of more than one
+    rank) the prototype sums, the total mass, the maximum and ``B`` are over every rank's batch, as Caron et al.'s
+    ``distributed_sinkhorn``: each rank gets its rows of the codes of the global batch (every rank the same ``B``).
     """
     check_positive("epsilon", epsilon)
     if scores.ndim != 2:
@@ -45,11 +53,13 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}.")
     logits = scores.double() / epsilon
-    q = torch.exp(logits - logits.max()).T  # (K, B)
-    q /= q.sum()
-    k, b = q.shape
+    top = _all_reduce(logits.max().clone(), torch.distributed.ReduceOp.MAX if _distributed() else None)
+    q = torch.exp(logits - top).T  # (K, B)
+    q /= _all_reduce(q.sum())
+    k = q.shape[0]
+    b = q.shape[1] * (torch.distributed.get_world_size() if _distributed() else 1)
     for _ in range(iterations):
-        q /= q.sum(dim=1, keepdim=True)  # every prototype gets total mass 1/K
+        q /= _all_reduce(q.sum(dim=1, keepdim=True))  # every prototype gets total mass 1/K
         q /= k
         q /= q.sum(dim=0, keepdim=True)  # every sample gets total mass 1/B
         q /= b

@@ -266,3 +266,13 @@ def test_markdown_has_the_papers_table_layout():
     ]
     summary = lines[lines.index("## Summary: breastmnist") + 1 :]
     assert summary[1] == "| Run | KNN Euclidean |" and summary[3] == "| SimCLR (batch 16) | 0.800 / 0.790 |"
+
+
+def test_inference_exports_one_embedding_per_image(trained, tmp_path):
+    wf = _workflow("inference", ckpt=str(trained / "models" / "model.pt"), output_dir=str(tmp_path), device="cpu")
+    wf.run()
+    wf.finalize()
+    lines = (tmp_path / "embeddings.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:2] == ["id", "label"] and len(header) == 2 + 512  # ResNet-18 features, with the class label
+    assert len(lines) - 1 == 40  # every split of the 40 synthetic images the run trained on (run_config.json)

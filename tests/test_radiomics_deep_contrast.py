@@ -322,3 +322,20 @@ def test_evaluate_workflow_with_ckpt(trained, tmp_path):
 def test_finetune_rejects_an_unknown_class_weight():
     with pytest.raises(ValueError, match="class_weight"):
         FineTuneClassifier(torch.zeros(2, 1), torch.zeros(2, 1), np.array([0, 1]), lambda n: None, class_weight="x")
+
+
+def test_inference_exports_deep_and_radiomics_embeddings(trained, tmp_path):
+    wf = _workflow(
+        "inference",
+        output_dir=str(tmp_path),
+        ckpt=str(trained["out"] / "models" / "model.pt"),
+        radiomics_cache=str(trained["out"] / "radiomics_cache"),
+    )
+    wf.run()
+    wf.finalize()
+    lines = (tmp_path / "embeddings.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:3] == ["id", "label", "deep_0"] and header[-1] == "radiomics_127" and len(header) == 2 + 256
+    assert len(lines) - 1 == 16
+    row = np.asarray([float(v) for v in lines[1].split(",")[2:]])
+    assert np.linalg.norm(row[:128]) == pytest.approx(1.0, abs=1e-4)  # L2-normalised deep embedding

@@ -9,6 +9,7 @@ from .evaluate import (
     add_weighted_f1,
     embed,
     evaluate_radiomics_deep,
+    export_embeddings,
     plot_label_efficiency,
     tables_markdown,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "add_weighted_f1",
     "embed",
     "evaluate_radiomics_deep",
+    "export_embeddings",
     "plot_label_efficiency",
     "tables_markdown",
 ]

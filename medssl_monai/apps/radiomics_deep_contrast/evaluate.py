@@ -53,7 +53,7 @@ from ...networks.radiomics_deep import (
     Standardize,
     deep_branch,
 )
-from ...utils import atomic_write_bytes, atomic_write_text
+from ...utils import atomic_write_bytes, atomic_write_csv, atomic_write_text
 
 __all__ = [
     "PAPER_FREEZE",
@@ -214,6 +214,48 @@ def embed(
         for key, value in res.items():
             out.setdefault(key, []).append(value.cpu())
     return {key: torch.cat(v).numpy() for key, v in out.items()}
+
+
+def export_embeddings(
+    items: Sequence[Mapping],
+    preprocessing: Callable[[dict], dict],
+    network: RadiomicsDeepNetwork,
+    output_dir: str | os.PathLike,
+    filename: str = "embeddings.csv",
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Embed every case (items with ``radiomics``, as for :func:`evaluate_radiomics_deep`) with the frozen network in
+    eval mode and write ``<output_dir>/<filename>``: ``id, [label,] deep_0 .. deep_{D-1}, radiomics_0 ..``, the
+    L2-normalised deep and radiomics embeddings (their concatenation is Table 1's "deep + radiomics" feature).
+    Cases whose preprocessing fails are listed in ``<stem>_errors.csv`` and left out; files are written atomically."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    good, images, errors = [], [], []
+    for item in tqdm(items, desc="preprocess", disable=not progress):
+        try:
+            images.append(torch.as_tensor(np.asarray(preprocessing(dict(item))["image"]), dtype=torch.float32))
+            good.append(item)
+        except Exception as err:  # noqa: BLE001 - a bad case is reported, the others finish
+            errors.append((str(item.get("id")), f"{type(err).__name__}: {err}"))
+    if errors:
+        atomic_write_csv(out / f"{Path(filename).stem}_errors.csv", ("id", "error"), errors)
+    if not good:
+        raise ValueError(f"no case could be preprocessed ({len(errors)} failed; see {Path(filename).stem}_errors.csv).")
+    radiomics = torch.as_tensor(np.stack([np.asarray(it["radiomics"], dtype=np.float32) for it in good]))
+    emb = embed(network, torch.stack(images), radiomics, device=device)
+    labelled = all(it.get("label") is not None for it in good)
+    dims = {key: emb[key].shape[1] for key in ("deep", "radiomics")}
+    header = ["id", *(["label"] if labelled else [])]
+    header += [f"{key}_{i}" for key in ("deep", "radiomics") for i in range(dims[key])]
+    rows = [
+        [str(it["id"]), *([it["label"]] if labelled else []), *emb["deep"][n].tolist(), *emb["radiomics"][n].tolist()]
+        for n, it in enumerate(good)
+    ]
+    path = out / filename
+    atomic_write_csv(path, header, rows)
+    logger.info("Wrote %d embeddings to %s (%d case(s) failed).", len(rows), path, len(errors))
+    return path
 
 
 class RadiomicsPipeline:

@@ -96,3 +96,15 @@ def test_signal_mid_epoch_then_same_command_resumes_exactly(sig, unbroken_cli, t
     assert not (killed / "models" / "model.pt").exists()
     subprocess.run(_cli(killed, 3), cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
     _assert_same_weights(unbroken_cli, killed / "models" / "model.pt")
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    _train(SMALL_DATA, tmp_path, 3, stop_after=2, **SMALL_FAST)
+    newest = tmp_path / "checkpoints" / "checkpoint_epoch=2.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # cut short (a full disk, an interrupted copy)
+    wf = bundle_workflow(SMALL_DATA, "train", epochs=3, output_dir=str(tmp_path), **SMALL_FAST)
+    epochs: list[int] = []
+    wf.trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: epochs.append(e.state.epoch))
+    wf.run()
+    wf.finalize()
+    assert epochs == [2, 3]  # resumed from epoch 1's checkpoint

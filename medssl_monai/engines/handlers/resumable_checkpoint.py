@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from ignite.handlers import Checkpoint, DiskSaver
+from monai.handlers import CheckpointLoader
 
 from ...utils import atomic_write_text
 from ..rng import RandomStates
@@ -33,9 +34,10 @@ class ResumableCheckpoint:
     and random streams: on CPU it ends with bit-identical weights to an unbroken run of the same seed (tested; a
     checkpoint written before 0.5.0 has no random states and resumes with fresh ones). With no checkpoint in
     ``save_dir`` it starts from scratch.
-    Saving is MONAI's :class:`~monai.handlers.CheckpointSaver` (Ignite writes to a temporary file, then renames: never
-    a half-written checkpoint); loading is MONAI's :class:`~monai.handlers.CheckpointLoader`
-    (``torch.load(weights_only=True)``).
+    Saving is Ignite's ``Checkpoint`` with an atomic ``DiskSaver`` (a temporary file, then a rename: a kill during the
+    write never leaves a half-written checkpoint; MONAI's ``CheckpointSaver`` writes in place); loading is MONAI's
+    :class:`~monai.handlers.CheckpointLoader` (``torch.load(weights_only=True)``), from the newest checkpoint that
+    can be read.
     Files are ``<save_dir>/checkpoint_epoch=<N>.pt``; the newest ``n_saved`` are kept.
 
     ``run_config`` (the settings that define a run: data, seed, epochs, batch size ...) is written to
@@ -87,6 +89,20 @@ class ResumableCheckpoint:
                 "settings; to start a new run, pass another --output_dir or delete that checkpoints folder."
             )
 
+    def _newest_readable(self, saved: list[tuple[int, Path]]) -> tuple[int, Path, dict]:
+        """The newest checkpoint that loads; an unreadable newer one (a disk that filled up, a copy cut short) is
+        reported and skipped, not deleted."""
+        for epoch, path in reversed(saved):
+            try:
+                return epoch, path, torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001 - any unreadable file: fall back to the previous checkpoint
+                logger.warning(
+                    "Checkpoint %s cannot be read (%s: %s); trying an older one.", path, type(err).__name__, err
+                )
+        raise ValueError(
+            f"no checkpoint in {self.save_dir} can be read ({len(saved)} found): delete the folder to start over."
+        )
+
     def attach(self, engine: Engine) -> None:
         rng = RandomStates([engine])
         objects = {**self.objects, "trainer": engine, "rng": rng}
@@ -99,8 +115,8 @@ class ResumableCheckpoint:
                     self.save_dir / "run_config.json", json.dumps(self.run_config, indent=2, sort_keys=True)
                 )
         else:
-            epoch, path = saved[-1]
             self._check_run_config()
+            epoch, path, stored = self._newest_readable(saved)
             logger.info("Resuming from %s.", path)
             max_epochs = getattr(engine.state, "max_epochs", None)
             if max_epochs is not None and epoch >= max_epochs:
@@ -108,7 +124,6 @@ class ResumableCheckpoint:
                     "%s is the last epoch of this run: nothing left to train. Use another --output_dir for a new run.",
                     path.name,
                 )
-            stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             load = {k: v for k, v in objects.items() if k != "rng" or "rng" in stored}
             del stored
             CheckpointLoader(load_path=str(path), load_dict=load, map_location=self.map_location).attach(engine)
@@ -120,13 +135,17 @@ class ResumableCheckpoint:
             # registered when the run starts, so it runs after every handler attached before (module docstring).
             # Every rank builds the saver (Ignite's Checkpoint runs a collective at construction); its DiskSaver
             # writes on rank 0 only.
-            CheckpointSaver(
-                save_dir=str(self.save_dir),
-                save_dict=objects,
-                save_interval=self.save_interval,
-                epoch_level=True,
+            # Ignite's DiskSaver with atomic=True (temporary file, then rename); MONAI's CheckpointSaver writes in
+            # place, which a kill during the write leaves truncated (found by tests/test_resume_exact.py)
+            saver = Checkpoint(
+                to_save=objects,
+                save_handler=DiskSaver(str(self.save_dir), require_empty=False, atomic=True),
+                filename_prefix="",  # Ignite names it "checkpoint_epoch=N.pt"
+                score_function=lambda e: e.state.epoch,
+                score_name="epoch",
                 n_saved=self.n_saved,
-            ).attach(engine)
+            )
+            engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), saver)
             if writer:
                 engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
 

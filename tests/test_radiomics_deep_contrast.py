@@ -339,3 +339,17 @@ def test_inference_exports_deep_and_radiomics_embeddings(trained, tmp_path):
     assert len(lines) - 1 == 16
     row = np.asarray([float(v) for v in lines[1].split(",")[2:]])
     assert np.linalg.norm(row[:128]) == pytest.approx(1.0, abs=1e-4)  # L2-normalised deep embedding
+
+
+def test_the_synthetic_default_supports_every_label_fraction_of_fig2(tmp_path):
+    """evaluate.json's synthetic default (160 phantoms, 3:1) must give 5-fold splits at 5 %, 20 %, 50 % and 100 %
+    labels with both classes in every fit and val part (Fig. 2's fractions on a fresh machine)."""
+    config = json.loads((CONFIGS / "evaluate.json").read_text(encoding="utf-8"))
+    synthetic = {k: v for k, v in config["synthetic"].items() if k != "seed"}
+    from medssl_monai.data import synthetic_datalist
+
+    labels = np.asarray([item["label"] for item in synthetic_datalist(**synthetic, seed=0)])
+    splits = stratified_splits(labels, config["n_splits"], config["label_fractions"], 0.2, 0)
+    assert sorted({s.label_fraction for s in splits}) == [0.05, 0.2, 0.5, 1.0]
+    for s in splits:
+        assert set(labels[s.fit]) == set(labels[s.val]) == {0, 1}

@@ -147,3 +147,22 @@ def test_ct_slice_reduction_commands_end_with_one_paragraph(config, args, expect
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert any(expected in line for line in tail), tail
     assert not any((tmp_path / "out").rglob("*.pt"))
+
+
+def test_unknown_overrides_are_found_by_path():
+    from medssl_monai.errors import _cli_overrides, unknown_overrides
+
+    config = {"epochs": 2, "synthetic": {"n": 4}, "train": {"handlers": [{"a": 1}, {"b": 2}]}}
+    argv = ["x", "run", "--config_file", "c.json", "--epoch", "3", "--synthetic#n=5", "--train#handlers#1#b", "0",
+            "--train#handlers#0#_disabled_", "true", "--train#handlers#5#a", "1", "--synthetic#n#x", "1"]  # fmt: skip
+    overrides = _cli_overrides(argv)
+    assert overrides["synthetic#n"] == "5" and overrides["config_file"] == "c.json"
+    assert unknown_overrides(overrides, config) == ["epoch", "train#handlers#5#a", "synthetic#n#x"]
+
+
+def test_a_mistyped_override_is_refused_before_anything_runs(tmp_path):
+    result = _run("--config_file", str(CONFIGS / "train.json"), "--epoch", "3", "--output_dir", str(tmp_path / "o"))
+    assert result.returncode == 1
+    tail = result.stderr.strip().splitlines()[-2:]
+    assert "unknown override(s) --epoch (did you mean --epochs?)" in tail[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()  # nothing ran

@@ -28,6 +28,22 @@ def bundle_workflow(configs: Path, name: str, **override) -> ConfigWorkflow:
     return wf
 
 
+def spawn_gloo(worker, tmp_path: Path, world: int = 2, timeout: float = 120) -> None:
+    """Run ``worker(rank, world, init_method, str(tmp_path))`` in ``world`` spawned processes that join a gloo group
+    through a file in ``tmp_path``; each must exit 0."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    init = f"file://{tmp_path / 'rendezvous'}"
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    procs = [ctx.Process(target=worker, args=(rank, world, init, str(tmp_path))) for rank in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=timeout)
+        assert p.exitcode == 0
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_dir()

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 import torch
-import torch.multiprocessing as mp
-from conftest import REPO
+from conftest import REPO, spawn_gloo
 
 from medssl_monai.losses import sinkhorn_knopp
 from medssl_monai.networks import resnet_backbone
@@ -69,15 +68,7 @@ def _sinkhorn_worker(rank: int, world: int, init: str, out: str) -> None:
 def test_distributed_sinkhorn_gives_each_rank_its_rows_of_the_global_codes(tmp_path):
     scores = torch.randn(8, 5, generator=torch.Generator().manual_seed(3))
     full = sinkhorn_knopp(scores, 0.1, 3)
-    ctx = mp.get_context("spawn")
-    init = f"file://{tmp_path / 'rendezvous'}"
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    procs = [ctx.Process(target=_sinkhorn_worker, args=(r, 2, init, str(tmp_path))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0
+    spawn_gloo(_sinkhorn_worker, tmp_path)
     for rank in range(2):
         codes = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         torch.testing.assert_close(codes, full[rank * 4 : rank * 4 + 4])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-import torch.multiprocessing as mp
+from conftest import spawn_gloo
 
 from medssl_monai.losses import (
     DCLLoss,
@@ -110,15 +108,7 @@ def test_gather_distributed_gives_the_global_batch_loss_and_gradient(tmp_path):
     a, b = z_a.clone().requires_grad_(), z_b.clone().requires_grad_()
     full = NTXentLoss()(a, b, weight=torch.arange(1.0, 9.0))
     full.backward()
-    ctx = mp.get_context("spawn")
-    init = f"file://{tmp_path / 'rendezvous'}"
-    procs = [ctx.Process(target=_gather_worker, args=(r, 2, init, str(tmp_path))) for r in range(2)]
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0
+    spawn_gloo(_gather_worker, tmp_path)
     for rank in range(2):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert result["loss"] == pytest.approx(full.item(), rel=1e-5)

@@ -166,3 +166,22 @@ def test_a_mistyped_override_is_refused_before_anything_runs(tmp_path):
     tail = result.stderr.strip().splitlines()[-2:]
     assert "unknown override(s) --epoch (did you mean --epochs?)" in tail[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--epochs", "abc"], "epochs must be a positive integer, got 'abc'"),
+        (["--lr", "1e8", "--method", "vicreg", "--clip_grad_norm", "$None"], "NonFiniteLossError: non-finite loss"),
+        (["--output_dir", "/proc/medssl_unwritable"], "/proc/medssl_unwritable"),
+    ],
+    ids=["non_numeric_epochs", "huge_learning_rate", "unwritable_output_dir"],
+)
+def test_small_data_ssl_bad_settings_end_with_one_paragraph(args, expected, tmp_path):
+    configs = REPO / "bundles" / "small_data_ssl" / "configs"
+    out = [] if "--output_dir" in args else ["--output_dir", str(tmp_path / "out")]
+    result = _run("--config_file", str(configs / "train.json"), "--epochs", "1", *args, *out)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    paragraph = [line for line in result.stderr.splitlines() if line.startswith("medssl_monai: ")]
+    assert len(paragraph) == 1 and expected in paragraph[0], result.stderr[-1500:]

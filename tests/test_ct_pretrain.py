@@ -300,3 +300,12 @@ def test_organ_patches_and_cka():
 def test_build_pretraining_refuses_unknown_methods():
     with pytest.raises(ValueError, match="unknown pre-training method"):
         build_pretraining("byol", resnet_backbone("resnet18", 2, 1), 512)
+
+
+def test_info_nce_with_shared_negatives_equals_the_per_anchor_form():
+    from medssl_monai.losses import info_nce
+
+    g = torch.Generator().manual_seed(5)
+    a, p, queue = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(9, 6, generator=g)
+    shared = info_nce(a, p, queue, 0.2, reduction="none")
+    torch.testing.assert_close(shared, info_nce(a, p, queue.expand(4, -1, -1), 0.2, reduction="none"))

@@ -43,5 +43,4 @@ class MoCoLoss(SSLLoss):
         if queue is None or queue.ndim != 2 or queue.shape[0] < 1 or queue.shape[1] != q.shape[1]:
             shape = None if queue is None else tuple(queue.shape)
             raise ValueError(f"MoCoLoss needs a queue of (K >= 1, {q.shape[1]}) keys, got {shape}.")
-        negatives = queue.detach().to(q)[None].expand(q.shape[0], -1, -1)
-        return info_nce(q, k.detach(), negatives, self.temperature, self.eps, reduction="none")
+        return info_nce(q, k.detach(), queue.detach().to(q), self.temperature, self.eps, reduction="none")

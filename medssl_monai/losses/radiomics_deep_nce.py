@@ -47,7 +47,8 @@ def info_nce(
     Args:
         anchor: (B, D).
         positive: (B, D), row ``b`` the positive of anchor ``b``.
-        negatives: (B, K, D), ``K >= 1`` negatives of anchor ``b``.
+        negatives: (B, K, D), ``K >= 1`` negatives of anchor ``b``; or (K, D), the same negatives for every anchor
+            (MoCo's queue), scored as one matrix product without a (B, K, D) copy.
         temperature: ``tau`` (> 0).
         eps: norm floor of the L2 normalisation.
     """
@@ -56,15 +57,20 @@ def info_nce(
         raise ValueError(
             f"anchor and positive must be (B, D) of one shape, got {tuple(anchor.shape)}, {tuple(positive.shape)}."
         )
-    if negatives.ndim != 3 or negatives.shape[0] != anchor.shape[0] or negatives.shape[2] != anchor.shape[1]:
+    shared = negatives.ndim == 2
+    per_anchor = negatives.ndim == 3 and negatives.shape[0] == anchor.shape[0]
+    if not (shared or per_anchor) or negatives.shape[-1] != anchor.shape[1]:
         raise ValueError(
-            f"negatives must be (B, K, D) = ({anchor.shape[0]}, K, {anchor.shape[1]}), got {tuple(negatives.shape)}."
+            f"negatives must be (B, K, D) = ({anchor.shape[0]}, K, {anchor.shape[1]}) or (K, {anchor.shape[1]}), got "
+            f"{tuple(negatives.shape)}."
         )
-    if negatives.shape[1] < 1:
+    if negatives.shape[-2] < 1:
         raise ValueError("info_nce needs at least one negative per anchor.")
     a = F.normalize(anchor, dim=1, eps=eps)
-    candidates = F.normalize(torch.cat([positive[:, None], negatives], dim=1), dim=2, eps=eps)  # (B, 1 + K, D)
-    logits = torch.einsum("bd,bkd->bk", a, candidates) / temperature
+    pos = (a * F.normalize(positive, dim=1, eps=eps)).sum(1, keepdim=True)
+    n = F.normalize(negatives, dim=-1, eps=eps)
+    neg = a @ n.T if shared else torch.einsum("bd,bkd->bk", a, n)
+    logits = torch.cat([pos, neg], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(a.shape[0], dtype=torch.long, device=a.device), reduction=reduction)
 
 

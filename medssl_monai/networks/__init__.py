@@ -1,6 +1,6 @@
 """Backbones, heads and their composition into SSL networks (backbone + heads, composed, not subclassed)."""
 
-from .backbones import RESNET_FEATURES, resnet_backbone
+from .backbones import RESNET_FEATURES, load_weights, resnet_backbone
 from .encoders import SiamEncoder3D
 from .heads import MLPHead, PredictionHead, SimCLRProjectionHead, SimSiamProjectionHead, VICRegExpander
 from .memory_bank import MemoryBank
@@ -49,6 +49,7 @@ __all__ = [
     "VICRegExpander",
     "build_method",
     "deep_branch",
+    "load_weights",
     "random_visible_mask",
     "resnet_backbone",
 ]

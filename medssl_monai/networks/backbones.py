@@ -7,10 +7,14 @@ average-pooled last feature map, ``(B, 512)`` for ResNet-10/18/34 and ``(B, 2048
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
+import torch
 from monai.networks import nets
 from torch import nn
 
-__all__ = ["RESNET_FEATURES", "resnet_backbone"]
+__all__ = ["RESNET_FEATURES", "load_weights", "resnet_backbone"]
 
 RESNET_FEATURES = {
     "resnet10": 512,
@@ -43,3 +47,23 @@ def resnet_backbone(
         feed_forward=False,
         **kwargs,
     )
+
+
+def load_weights(network: nn.Module, ckpt: str | os.PathLike) -> nn.Module:
+    """Load ``ckpt`` (``torch.load(weights_only=True)``) into ``network`` and return it: a state dict
+    (``models/model.pt``) or a training checkpoint (``checkpoints/checkpoint_epoch=N.pt``, whose ``model`` entry is
+    taken; an SSL network's ``backbone.*`` weights when ``network`` is the backbone), so any saved epoch can be used.
+    A clear ``ValueError`` when the architecture differs (wrong ``--backbone``, ``--channels`` ...)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
+        state = state["model"]  # a training checkpoint (checkpoint_epoch=N.pt): the trained network's weights
+    if any(k.startswith("backbone.") for k in state):  # SSLNetwork weights: keep the backbone, drop the heads
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(
+            f"checkpoint '{ckpt}' does not fit the evaluation backbone ({type(network).__name__}); use the training "
+            f"run's settings (--backbone, --channels ...). {str(err).splitlines()[0]}"
+        ) from err
+    return network

@@ -10,7 +10,14 @@ from .finetune import (
     run_finetune,
     stage_features,
 )
-from .pretrain import PRETRAIN_METHODS, PretrainMethod, build_pretraining, default_optimizer, pretraining_trainer
+from .pretrain import (
+    PRETRAIN_METHODS,
+    PretrainMethod,
+    build_pretraining,
+    default_optimizer,
+    pretraining_trainer,
+    reduction_dir_or_demo,
+)
 
 __all__ = [
     "PRETRAIN_METHODS",
@@ -23,6 +30,7 @@ __all__ = [
     "load_task",
     "organ_patch_task",
     "pretraining_trainer",
+    "reduction_dir_or_demo",
     "run_finetune",
     "stage_features",
 ]

@@ -266,7 +266,7 @@ def run_finetune(
     import json
     from pathlib import Path
 
-    from medssl_monai.networks import RESNET_FEATURES, resnet_backbone
+    from medssl_monai.networks import RESNET_FEATURES, load_weights, resnet_backbone
     from medssl_monai.utils import atomic_write_text
 
     task = {**(task or {})}
@@ -275,8 +275,7 @@ def run_finetune(
     if pretrained:
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"pretrained weights '{pretrained}' do not exist: run pretrain.json first.")
-        state = torch.load(pretrained, map_location="cpu", weights_only=True)
-        state = state.get("model", state) if isinstance(state, dict) else state
+        state = load_weights(resnet_backbone(backbone, 2, in_channels), pretrained).state_dict()
     runs = []
     for seed in seeds:
         result = finetune_protocol(

@@ -20,6 +20,7 @@ Views (paper values scaled to ``image_size``, the side of the training images; t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +32,14 @@ from medssl_monai.losses import MaskedReconstructionLoss, MoCoLoss, SwAVLoss
 from medssl_monai.networks import MoCoNetwork, SparKNetwork, SwAVNetwork
 from medssl_monai.transforms import MultiViewd, RandResizedCropd, ssl_augment_2d
 
-__all__ = ["PRETRAIN_METHODS", "PretrainMethod", "build_pretraining", "default_optimizer", "pretraining_trainer"]
+__all__ = [
+    "PRETRAIN_METHODS",
+    "PretrainMethod",
+    "build_pretraining",
+    "default_optimizer",
+    "pretraining_trainer",
+    "reduction_dir_or_demo",
+]
 
 PRETRAIN_METHODS = ("swav", "moco", "spark")
 _TRAINERS = {"swav": SwAVTrainer, "moco": MoCoTrainer, "spark": SSLTrainer}
@@ -138,3 +146,17 @@ def default_optimizer(method: str, params, lr: float | None = None, weight_decay
     if key == "spark":
         return LAMB(params, lr=lr or 2.5e-5, weight_decay=0.04 if weight_decay is None else weight_decay)
     raise ValueError(f"unknown pre-training method {method!r}; choose one of {PRETRAIN_METHODS}.")
+
+
+def reduction_dir_or_demo(reduction_dir: str | None, output_dir: str, synthetic: dict) -> str:
+    """``reduction_dir`` when given; else the demo: write synthetic CT volumes (``synthetic`` kwargs of
+    :func:`~medssl_monai.data.write_synthetic_ct_folder`) to ``<output_dir>/synthetic_data`` and reduce them with HASH
+    at the paper's threshold into ``<output_dir>/reduction``, whose folder is returned."""
+    if reduction_dir:
+        return str(reduction_dir)
+    from medssl_monai.data import write_synthetic_ct_folder
+    from medssl_monai.reduction.run import reduce_dataset
+
+    data = write_synthetic_ct_folder(os.path.join(output_dir, "synthetic_data"), **synthetic)
+    out = os.path.join(output_dir, "reduction")
+    return str(reduce_dataset(data, out, method="hash", max_workers=0, progress=False)["output_dir"])

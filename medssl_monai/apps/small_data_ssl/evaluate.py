@@ -24,10 +24,14 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from ...evaluation import KNN_MODES, PROBE_LABELS, Split, knn_evaluate, plot_tsne, probe_evaluate
+from ...networks import load_weights
 from ...utils import atomic_write_bytes
 from .report import write_small_data_results
 
 __all__ = ["dataset_name", "evaluate_encoder", "extract_features", "load_backbone", "read_run_config"]
+
+#: the encoder loader of this pipeline's commands (kept under its earlier name): :func:`medssl_monai.networks.load_weights`
+load_backbone = load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -45,26 +49,6 @@ def read_run_config(ckpt: str | os.PathLike) -> dict:
         )
     config = path.resolve().parent.parent / "checkpoints" / "run_config.json"
     return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
-
-
-def load_backbone(network: nn.Module, ckpt: str | os.PathLike) -> nn.Module:
-    """Load the encoder ``ckpt`` (``torch.load(weights_only=True)``) into ``network``: a backbone state dict
-    (``models/model.pt``) or a training checkpoint (``checkpoints/checkpoint_epoch=N.pt``, whose SSL network's
-    ``backbone.*`` weights are taken), so any saved epoch can be evaluated. A clear ``ValueError`` when the
-    architecture differs (wrong ``--backbone``, ``--channels`` ...)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
-        state = state["model"]  # a training checkpoint (checkpoint_epoch=N.pt): the SSL network's weights
-    if any(k.startswith("backbone.") for k in state):  # SSLNetwork weights: keep the backbone, drop the heads
-        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(
-            f"checkpoint '{ckpt}' does not fit the evaluation backbone ({type(network).__name__}); use the training "
-            f"run's --backbone and --channels. {str(err).splitlines()[0]}"
-        ) from err
-    return network
 
 
 def dataset_name(dataset_dir: str | os.PathLike | None) -> str:
@@ -147,7 +131,7 @@ def evaluate_encoder(
     if missing:
         raise ValueError(f"datalists miss the split(s) {missing}: need non-empty train, val and test.")
     out = Path(output_dir)
-    load_backbone(network, ckpt)
+    load_weights(network, ckpt)
     info = {
         "method": "?",
         "dataset": "?",

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
-from monai.handlers import CheckpointLoader
 
 from ...utils import atomic_write_text
 from ..rng import RandomStates
@@ -35,8 +34,8 @@ class ResumableCheckpoint:
     checkpoint written before 0.5.0 has no random states and resumes with fresh ones). With no checkpoint in
     ``save_dir`` it starts from scratch.
     Saving is Ignite's ``Checkpoint`` with an atomic ``DiskSaver`` (a temporary file, then a rename: a kill during the
-    write never leaves a half-written checkpoint; MONAI's ``CheckpointSaver`` writes in place); loading is MONAI's
-    :class:`~monai.handlers.CheckpointLoader` (``torch.load(weights_only=True)``), from the newest checkpoint that
+    write never leaves a half-written checkpoint; MONAI's ``CheckpointSaver`` writes in place); loading is Ignite's
+    ``Checkpoint.load_objects`` on the file read once with ``torch.load(weights_only=True)``, the newest checkpoint that
     can be read.
     Files are ``<save_dir>/checkpoint_epoch=<N>.pt``; the newest ``n_saved`` are kept.
 
@@ -94,7 +93,7 @@ class ResumableCheckpoint:
         reported and skipped, not deleted."""
         for epoch, path in reversed(saved):
             try:
-                return epoch, path, torch.load(path, map_location="cpu", weights_only=True)
+                return epoch, path, torch.load(path, map_location=self.map_location, weights_only=True)
             except Exception as err:  # noqa: BLE001 - any unreadable file: fall back to the previous checkpoint
                 logger.warning(
                     "Checkpoint %s cannot be read (%s: %s); trying an older one.", path, type(err).__name__, err
@@ -125,8 +124,23 @@ class ResumableCheckpoint:
                     path.name,
                 )
             load = {k: v for k, v in objects.items() if k != "rng" or "rng" in stored}
-            del stored
-            CheckpointLoader(load_path=str(path), load_dict=load, map_location=self.map_location).attach(engine)
+
+            def restore(engine: Engine) -> None:
+                # the checkpoint read once above (as MONAI's CheckpointLoader would read it again); the run's own
+                # max_epochs is kept, as CheckpointLoader keeps it
+                max_epochs = engine.state.max_epochs
+                Checkpoint.load_objects(to_load=load, checkpoint=stored)
+                if max_epochs is not None and engine.state.epoch > max_epochs:
+                    raise ValueError(
+                        f"{path} is at epoch {engine.state.epoch}, beyond this run's {max_epochs} epochs: pass more "
+                        "--epochs or another --output_dir."
+                    )
+                engine.state.max_epochs = max_epochs
+                stored.clear()  # once: the weights now live in the objects
+                engine.remove_event_handler(restore, Events.STARTED)
+                logger.info("Restored all variables from %s.", path)
+
+            engine.add_event_handler(Events.STARTED, restore)
 
         def register_saver(engine: Engine) -> None:
             if registered:

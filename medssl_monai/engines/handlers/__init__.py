@@ -5,6 +5,7 @@ from .data_wait_timer import DataWaitTimer
 from .embedding_health import EmbeddingHealth
 from .embedding_writer import EmbeddingWriter
 from .epoch_average import EpochAverage
+from .final_model import FinalModelSaver
 from .held_out_health import CollapseError, HeldOutHealth
 from .imbalance import ImbalanceHandler, subset_batch
 from .precise_bn import PreciseBatchNorm, recalibrate_batch_norm
@@ -18,6 +19,7 @@ __all__ = [
     "EmbeddingHealth",
     "EmbeddingWriter",
     "EpochAverage",
+    "FinalModelSaver",
     "HeldOutHealth",
     "ImbalanceHandler",
     "PreciseBatchNorm",

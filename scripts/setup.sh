@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 "$PY" -m pip install --quiet "torch==2.13.0"   # a no-op when it is installed; on this platform: the local CPU build
 "$PY" -m pip install --quiet -c constraints.txt -e ".[test]"
+# the MONAI Label server environment (.venv-monailabel; README "Serve an encoder from MONAI Label")
+PYTHON="$PY" bash scripts/setup_monailabel.sh
 "$PY" -c "import torch, monai, medssl_monai; print(f'medssl_monai {medssl_monai.__version__} | torch {torch.__version__} | monai {monai.__version__}')"

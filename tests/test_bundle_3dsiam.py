@@ -14,6 +14,7 @@ from conftest import BUNDLE_3DSIAM, bundle_workflow
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, load, verify_net_in_out
 
+from medssl_monai.monailabel import BundleEncoder
 from medssl_monai.networks import SiamEncoder3D
 
 CONFIGS = BUNDLE_3DSIAM / "configs"
@@ -192,6 +193,14 @@ def test_inference_finishes_good_cases_and_reports_bad_ones(tmp_path, trained_en
     assert "cannot be read" in errors["case1"] and "case1.nii.gz" in errors["case1"]
     assert "empty" in errors["case2"]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    # the MONAI Label task's encoder (medssl_monai.monailabel) embeds a file as inference.json does
+    encoder = BundleEncoder(BUNDLE_3DSIAM, ckpt=trained_encoder, overrides={"roi_size": [32] * 3})
+    header, *rows = csv.reader((out / "embeddings.csv").open())
+    row = next(r for r in rows if r[0] == "case3")
+    z = encoder(data / "images" / "case3.nii.gz", data / "masks" / "case3.nii.gz")
+    np.testing.assert_allclose(z.numpy(), np.array(row[header.index("f0") :], dtype=float), rtol=1e-5, atol=1e-5)
+    with pytest.raises(KeyError, match="roi_sise"):
+        BundleEncoder(BUNDLE_3DSIAM, ckpt=trained_encoder, overrides={"roi_sise": [32] * 3})
 
 
 def _messages(err: BaseException) -> str:

@@ -246,7 +246,7 @@ def test_batch_size_ablation_plot_from_run_records(tmp_path):
     assert combined["knn_euclidean"]["vicreg"]["64"] == pytest.approx(0.774)
     assert (tmp_path / "report" / "batch_size_ablation_mlp.png").read_bytes().startswith(PNG)
     assert "| SimCLR (batch 16) |" in (tmp_path / "report" / "results.md").read_text(encoding="utf-8")
-    with pytest.raises(ValueError, match="two records"):
+    with pytest.raises(ValueError, match="same seed"):
         batch_size_ablation([*records, _record("simclr", 16, 0.1)])
     with pytest.raises(FileNotFoundError):
         load_records(str(tmp_path / "absent.json"))
@@ -266,6 +266,19 @@ def test_markdown_has_the_papers_table_layout():
     ]
     summary = lines[lines.index("## Summary: breastmnist") + 1 :]
     assert summary[1] == "| Run | KNN Euclidean |" and summary[3] == "| SimCLR (batch 16) | 0.800 / 0.790 |"
+
+
+def test_several_seeds_give_mean_and_sample_std():
+    accs = (0.70, 0.80, 0.75)
+    seeds = [{**_record("simclr", 16, a, evaluation="linear"), "seed": s} for s, a in enumerate(accs)]
+    md = small_data_markdown([*seeds, {**_record("vicreg", 16, 0.9, evaluation="linear"), "seed": 0}])
+    # mean 0.750, sample std (ddof 1) of (0.70, 0.80, 0.75) = 0.05; F1 = accuracy - 0.01
+    assert "| SimCLR (batch 16, 3 seeds) | 0.750 ± 0.050 / 0.740 ± 0.050 |" in md.splitlines()
+    assert "| VICReg (batch 16) | 0.900 / 0.890 |" in md.splitlines()  # one seed: the plain cell
+    knn = [{**_record("simclr", 16, a), "seed": s} for s, a in enumerate(accs)]
+    assert batch_size_ablation(knn) == {"simclr": {16: pytest.approx(0.75)}}
+    with pytest.raises(ValueError, match="same seed 1"):
+        small_data_markdown([*seeds, seeds[1]])
 
 
 def test_inference_exports_one_embedding_per_image(trained, tmp_path):

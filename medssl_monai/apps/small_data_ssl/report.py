@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from ...evaluation import jsonable, save_figure
@@ -63,20 +64,45 @@ _METHOD_NAMES = {
 }
 
 
-def _cell(record: dict | None) -> str:
-    if record is None:
+def _cell(records: Sequence[dict]) -> str:
+    """``accuracy / weighted F1`` of one run; over several seeds ``mean +- std`` (sample std, ddof 1) of each."""
+    if not records:
         return "-"
-    m = record["metrics"]
-    return f"{m['accuracy']:.3f} / {m['f1_weighted']:.3f}"
+    if len(records) == 1:
+        m = records[0]["metrics"]
+        return f"{m['accuracy']:.3f} / {m['f1_weighted']:.3f}"
+    parts = []
+    for key in ("accuracy", "f1_weighted"):
+        values = np.array([r["metrics"][key] for r in records], dtype=float)
+        parts.append(f"{values.mean():.3f} ± {values.std(ddof=1):.3f}")
+    return " / ".join(parts)
+
+
+def _check_repeats(records: Sequence[dict]) -> None:
+    """Several records of one (run, dataset, evaluation) must be different seeds: anything else is a mistake in the
+    list of results (the same run twice), which a mean would hide."""
+    seen: dict[tuple, set] = {}
+    for r in records:
+        key = (r["method"], r.get("batch_size"), r.get("epochs"), r["dataset"], r["evaluation"])
+        seeds = seen.setdefault(key, set())
+        seed = r.get("seed")
+        if seed is None and seeds or seed in seeds:
+            raise ValueError(
+                f"two results for {key[0]} (batch {key[1]}, {key[2]} epochs) on {key[3]} ({key[4]}) with the same "
+                f"seed {seed!r}: pass each run's results.json once (records of several seeds are averaged)."
+            )
+        seeds.add(seed)
 
 
 def _method_key(name: str) -> tuple[int, str]:
     return (_METHOD_ORDER.index(name) if name in _METHOD_ORDER else len(_METHOD_ORDER), name)
 
 
-def _run_label(method: str, batch_size: int | None, epochs: int | None) -> str:
-    parts = ([f"batch {batch_size}"] if batch_size is not None else []) + (
-        [f"{epochs} epoch{'s' if epochs != 1 else ''}"] if epochs else []
+def _run_label(method: str, batch_size: int | None, epochs: int | None, seeds: int = 1) -> str:
+    parts = (
+        ([f"batch {batch_size}"] if batch_size is not None else [])
+        + ([f"{epochs} epoch{'s' if epochs != 1 else ''}"] if epochs else [])
+        + ([f"{seeds} seeds"] if seeds > 1 else [])
     )
     name = _METHOD_NAMES.get(method, method)
     return f"{name} ({', '.join(parts)})" if parts else name
@@ -89,7 +115,10 @@ def small_data_markdown(records: Sequence[dict], title: str = "Results", notes: 
     out.write(f"# {title}\n\n")
     for note in notes:
         out.write(f"{note}\n\n")
-    out.write("Cells: accuracy / weighted F1 on the test split.\n")
+    _check_repeats(records)
+    out.write(
+        "Cells: accuracy / weighted F1 on the test split; a run of several seeds shows mean ± sample std over them.\n"
+    )
     datasets = sorted({r["dataset"] for r in records})
     for key, caption in EVALUATIONS.items():
         rows = [r for r in records if r["evaluation"] == key]
@@ -103,13 +132,12 @@ def small_data_markdown(records: Sequence[dict], title: str = "Results", notes: 
             key=lambda t: (_method_key(t[0]), t[1] or 0, t[2] or 0),
         )
         for method, batch, epochs in runs:
-            by_set = {
-                r["dataset"]: r
-                for r in rows
-                if (r["method"], r.get("batch_size"), r.get("epochs")) == (method, batch, epochs)
-            }
-            label = _run_label(method, batch, epochs)
-            out.write(f"| {label} | " + " | ".join(_cell(by_set.get(d)) for d in datasets) + " |\n")
+            by_set: dict[str, list[dict]] = {}
+            for r in rows:
+                if (r["method"], r.get("batch_size"), r.get("epochs")) == (method, batch, epochs):
+                    by_set.setdefault(r["dataset"], []).append(r)
+            label = _run_label(method, batch, epochs, max(len(v) for v in by_set.values()))
+            out.write(f"| {label} | " + " | ".join(_cell(by_set.get(d, [])) for d in datasets) + " |\n")
     for dataset in datasets:
         out.write(_summary_table(records, dataset))
     return out.getvalue()
@@ -130,8 +158,12 @@ def _summary_table(records: Sequence[dict], dataset: str) -> str:
     lines = [f"\n## Summary: {dataset}\n", "| Run | " + " | ".join(_SHORT[k] for k in keys) + " |"]
     lines.append("|---|" + "---|" * len(keys))
     for run in runs:
-        by_eval = {r["evaluation"]: r for r in rows if (r["method"], r.get("batch_size"), r.get("epochs")) == run}
-        lines.append(f"| {_run_label(*run)} | " + " | ".join(_cell(by_eval.get(k)) for k in keys) + " |")
+        by_eval: dict[str, list[dict]] = {}
+        for r in rows:
+            if (r["method"], r.get("batch_size"), r.get("epochs")) == run:
+                by_eval.setdefault(r["evaluation"], []).append(r)
+        label = _run_label(*run, max(len(v) for v in by_eval.values()))
+        lines.append(f"| {label} | " + " | ".join(_cell(by_eval.get(k, [])) for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,8 +205,8 @@ def batch_size_ablation(
 ) -> dict[str, dict[int, float]]:
     """``{method: {batch_size: value}}`` of ``metric`` under ``evaluation`` (one dataset: ``dataset`` or the only one).
 
-    Raises ``ValueError`` when the records hold several datasets and none is chosen, or a (method, batch size) pair
-    twice, or nothing matches."""
+    Records of several seeds of one (method, batch size) are averaged. Raises ``ValueError`` when the records hold
+    several datasets and none is chosen, a (method, batch size) pair twice with the same seed, or nothing matches."""
     rows = [r for r in records if r["evaluation"] == evaluation and r.get("batch_size") is not None]
     sets = sorted({r["dataset"] for r in rows})
     if dataset is None and len(sets) > 1:
@@ -182,14 +214,12 @@ def batch_size_ablation(
     rows = [r for r in rows if dataset is None or r["dataset"] == dataset]
     if not rows:
         raise ValueError(f"no records with evaluation {evaluation!r} and a batch size (dataset {dataset!r}).")
-    table: dict[str, dict[int, float]] = {}
+    _check_repeats([{**r, "epochs": None} for r in rows])
+    values: dict[str, dict[int, list[float]]] = {}
     for r in rows:
-        per = table.setdefault(r["method"], {})
-        bs = int(r["batch_size"])
-        if bs in per:
-            raise ValueError(f"two records for method {r['method']!r} at batch size {bs} ({evaluation}).")
-        per[bs] = float(r["metrics"][metric])
-    return {m: dict(sorted(v.items())) for m, v in sorted(table.items(), key=lambda kv: _method_key(kv[0]))}
+        values.setdefault(r["method"], {}).setdefault(int(r["batch_size"]), []).append(float(r["metrics"][metric]))
+    table = {m: {bs: float(np.mean(v)) for bs, v in sorted(per.items())} for m, per in values.items()}
+    return dict(sorted(table.items(), key=lambda kv: _method_key(kv[0])))
 
 
 def plot_batch_size_ablation(

@@ -32,3 +32,33 @@ def test_verify_net_in_out_and_ckpt_export(bundle, tmp_path):
     x = torch.rand(2, 1, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.load(str(ts))(x), reference(x))
+
+
+#: bundles whose models/model.pt ships (3dsiam's test is in test_bundle_3dsiam.py): input of a forward check
+SHIPPED = {"ct_slice_reduction": (1, 96, 96)}
+
+
+@pytest.mark.parametrize("bundle", sorted(SHIPPED))
+def test_shipped_model_loads_with_the_bundle_api_and_matches_its_metadata(bundle):
+    import hashlib
+    import json
+
+    from monai.bundle import load
+
+    root = REPO / "bundles" / bundle
+    path = root / "models" / "model.pt"
+    metadata = json.loads((root / "configs" / "metadata.json").read_text())
+    shipped = metadata["pretrained_weights"]
+    assert {"data", "command", "epochs", "seed", "sha256"} <= set(shipped)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == shipped["sha256"]  # the documented file, not another
+    # workflow_type="inference": the network as inference.json builds it (ct_slice_reduction has no train.json)
+    network = load(name=bundle, bundle_dir=str(REPO / "bundles"), device="cpu", workflow_type="inference")
+    saved = torch.load(path, weights_only=True)
+    assert set(network.state_dict()) == set(saved)
+    for key, value in network.state_dict().items():
+        torch.testing.assert_close(value, saved[key])
+    x = torch.rand(4, *SHIPPED[bundle])
+    with torch.no_grad():
+        z = network.eval()(x)
+    out = metadata["network_data_format"]["outputs"]["pred"]["num_channels"]
+    assert z.shape == (4, out) and torch.isfinite(z).all() and z.std(0).mean() > 0

@@ -75,11 +75,84 @@ def test_distributed_sinkhorn_gives_each_rank_its_rows_of_the_global_codes(tmp_p
     assert not torch.allclose(sinkhorn_knopp(scores[:4], 0.1, 3), full[:4])  # a rank alone would get other codes
 
 
+def test_radiomics_deep_contrast_two_process_gloo_training(tmp_path):
+    configs = REPO / "bundles" / "radiomics_deep_contrast" / "configs"
+    _torchrun(
+        [str(configs / "train.json"), str(configs / "multi_gpu_train.json")], 29761,
+        "--epochs", "1", "--output_dir", str(tmp_path), "--batch_size", "8", "--backbone", "resnet18",
+        "--synthetic", "{'n': 40, 'size': [32, 32, 32], 'imbalance': 3.0, 'seed': 0}",
+    )  # fmt: skip
+    ckpt = torch.load(tmp_path / "checkpoints" / "checkpoint_epoch=1.pt", weights_only=True)
+    # the synthetic train split over 2 ranks (DistributedSampler pads to an even split), batch 8 per rank, last
+    # partial batch dropped
+    n = sum(1 for _ in (tmp_path / "radiomics.csv").read_text().splitlines()[1:])
+    assert ckpt["trainer"]["iteration"] == (n + 1) // 2 // 8
+    assert set(ckpt) >= {"model", "optimizer", "bank_deep", "bank_radiomics", "trainer"}
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def _rdc_step_setup(batches: list[dict], network: torch.nn.Module):
+    from medssl_monai.apps.radiomics_deep_contrast import RadiomicsDeepTrainer
+    from medssl_monai.losses import RadiomicsDeepNCELoss
+    from medssl_monai.networks import MemoryBank
+
+    banks = MemoryBank(8, 6, seed=0), MemoryBank(8, 6, seed=1)
+    trainer = RadiomicsDeepTrainer(
+        device=torch.device("cpu"), max_epochs=1, train_data_loader=batches, network=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=0.5, momentum=0.9), loss_function=RadiomicsDeepNCELoss(),
+        bank_deep=banks[0], bank_radiomics=banks[1], num_negatives=2048, seed=0,
+    )  # fmt: skip
+    trainer.run()
+    return banks
+
+
+def _rdc_data() -> tuple[torch.nn.Module, list[dict]]:
+    from medssl_monai.networks import RadiomicsDeepNetwork
+
+    torch.manual_seed(0)
+    net = RadiomicsDeepNetwork(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 6)), torch.nn.Linear(5, 6)
+    )
+    g = torch.Generator().manual_seed(1)
+    data = {"image": torch.randn(8, 2, 4, 4, generator=g), "radiomics": torch.randn(8, 5, generator=g)}
+    data["index"] = torch.arange(8)
+    return net, [{k: v[s : s + 4] for k, v in data.items()} for s in (0, 4)]  # two global batches of 4
+
+
+def _rdc_worker(rank: int, world: int, init: str, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        net, batches = _rdc_data()
+        mine = [{k: v[rank * 2 : rank * 2 + 2] for k, v in b.items()} for b in batches]  # this rank's half
+        banks = _rdc_step_setup(mine, torch.nn.parallel.DistributedDataParallel(net))
+        state = {"net": net.state_dict(), "deep": banks[0].memory, "radiomics": banks[1].memory}
+        torch.save(state, f"{out}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_radiomics_deep_ddp_step_equals_one_process_on_the_global_batch(tmp_path):
+    """Two gloo ranks with half of each batch end with the weights and memory banks of one process on the whole batch
+    (DDP averages the ranks' gradients of their batch means; the trainer gathers every rank's bank update)."""
+    net, batches = _rdc_data()
+    banks = _rdc_step_setup(batches, net)
+    spawn_gloo(_rdc_worker, tmp_path)
+    for rank in range(2):
+        state = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(state["net"][key], value, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(state["deep"], banks[0].memory, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(state["radiomics"], banks[1].memory, atol=1e-5, rtol=1e-5)
+    fresh = _rdc_data()[0]
+    assert not torch.allclose(fresh.radiomics_branch.weight, net.radiomics_branch.weight)  # the steps changed it
+
+
 @pytest.mark.parametrize(
     ("bundle", "train", "overlay"),
     [
         ("small_data_ssl", "train.json", "multi_gpu_train.json"),
         ("ct_slice_reduction", "pretrain.json", "multi_gpu_pretrain.json"),
+        ("radiomics_deep_contrast", "train.json", "multi_gpu_train.json"),
     ],
 )
 def test_overlays_disable_the_rank_zero_only_handlers(bundle, train, overlay):

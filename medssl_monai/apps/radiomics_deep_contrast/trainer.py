@@ -19,6 +19,7 @@ import torch
 from monai.engines.utils import IterationEvents
 
 from ...engines.fit import FitTrainer
+from ...engines.moco import gather_keys
 from ...networks.memory_bank import MemoryBank
 
 __all__ = ["RadiomicsDeepTrainer"]
@@ -98,5 +99,9 @@ class RadiomicsDeepTrainer(FitTrainer):
         }
 
     def after_step(self, engine: RadiomicsDeepTrainer, batchdata: dict, outputs: dict) -> None:
-        self.bank_deep.update(outputs["_index"], outputs["_deep"])
-        self.bank_radiomics.update(outputs["_index"], outputs["_radiomics"])
+        """Move the banks' entries of the batch towards its embeddings. Under DDP every rank gathers all ranks' indices
+        and embeddings first (as MoCo gathers its keys), so every rank's banks stay identical and equal to those of
+        one process on the global batch (an index on two ranks, as padding makes, is updated once with the mean)."""
+        index = gather_keys(outputs["_index"])
+        self.bank_deep.update(index, gather_keys(outputs["_deep"].detach()))
+        self.bank_radiomics.update(index, gather_keys(outputs["_radiomics"].detach()))

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 def read_run_config(ckpt: str | os.PathLike) -> dict:
     """The training run's settings for the encoder ``ckpt`` (``<run>/models/model.pt``): ``<run>/checkpoints/
-    run_config.json`` written by :class:`~medssl_monai.engines.ResumableCheckpoint`, or ``{}`` when there is none.
+    run_config.json`` written by :class:`~medssl_monai.engines.ResumableCheckpoint`, else a ``run_config.json`` beside
+    ``ckpt`` (how the bundle ships ``models/model.pt``), or ``{}`` when there is none.
 
     Raises ``FileNotFoundError`` naming the path when ``ckpt`` does not exist."""
     path = Path(ckpt)
@@ -47,8 +48,10 @@ def read_run_config(ckpt: str | os.PathLike) -> dict:
             f"encoder checkpoint '{path}' not found: train one first (python -m monai.bundle run --config_file "
             "bundles/small_data_ssl/configs/train.json ...) and pass its models/model.pt with --ckpt PATH."
         )
-    config = path.resolve().parent.parent / "checkpoints" / "run_config.json"
-    return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    for config in (path.resolve().parent.parent / "checkpoints" / "run_config.json", path.parent / "run_config.json"):
+        if config.is_file():
+            return json.loads(config.read_text(encoding="utf-8"))
+    return {}
 
 
 def dataset_name(dataset_dir: str | os.PathLike | None) -> str:

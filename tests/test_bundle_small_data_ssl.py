@@ -289,3 +289,19 @@ def test_inference_exports_one_embedding_per_image(trained, tmp_path):
     header = lines[0].split(",")
     assert header[:2] == ["id", "label"] and len(header) == 2 + 512  # ResNet-18 features, with the class label
     assert len(lines) - 1 == 40  # every split of the 40 synthetic images the run trained on (run_config.json)
+
+
+def test_run_config_of_a_training_run_or_beside_a_shipped_model(tmp_path):
+    from medssl_monai.apps.small_data_ssl import read_run_config
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "models" / "model.pt").write_bytes(b"")
+    assert read_run_config(run / "models" / "model.pt") == {}
+    (run / "models" / "run_config.json").write_text('{"backbone": "resnet18"}')  # how a bundle ships its model
+    assert read_run_config(run / "models" / "model.pt") == {"backbone": "resnet18"}
+    (run / "checkpoints" / "run_config.json").write_text('{"backbone": "resnet50"}')  # the training run's own wins
+    assert read_run_config(run / "models" / "model.pt") == {"backbone": "resnet50"}
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_run_config(run / "models" / "absent.pt")

@@ -11,7 +11,7 @@ from monai.bundle import ckpt_export, verify_net_in_out
 from medssl_monai.networks import resnet_backbone
 
 CASES = {
-    "small_data_ssl": ("resnet50", {}),
+    "small_data_ssl": ("resnet18", {"backbone": "resnet18"}),  # the shipped model's backbone (metadata: 512-d)
     "ct_slice_reduction": ("resnet18", {"reduction_dir": "$None"}),
 }
 
@@ -35,7 +35,7 @@ def test_verify_net_in_out_and_ckpt_export(bundle, tmp_path):
 
 
 #: bundles whose models/model.pt ships (3dsiam's test is in test_bundle_3dsiam.py): input of a forward check
-SHIPPED = {"ct_slice_reduction": (1, 96, 96)}
+SHIPPED = {"ct_slice_reduction": (1, 96, 96), "small_data_ssl": (1, 28, 28)}
 
 
 @pytest.mark.parametrize("bundle", sorted(SHIPPED))

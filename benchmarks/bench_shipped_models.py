@@ -81,18 +81,23 @@ def _row(name: str, train: tuple, test: tuple) -> str:
     return f"| {name} | {health['std_ratio']:.3f} | {health['effective_rank']:.1f} | {auc:.3f} |"
 
 
-def split_bundle(bundle: str, overrides: dict, split_key: tuple[str, list, list], columns: str, seeds, tmp: Path):
-    """Embed train and test through inference.json for the shipped and random encoders; one row each."""
+def split_bundle(
+    bundle: str, overrides: dict, split_key: tuple, columns: str, seeds, tmp: Path, ckpt: str | None = None
+) -> list[str]:
+    """Embed train and test through inference.json for the shipped (or ``ckpt``) and random encoders; one row each."""
     key, train_value, test_value = split_key
-    shipped = REPO / "bundles" / bundle / "models" / "model.pt"
+    shipped = Path(ckpt) if ckpt else REPO / "bundles" / bundle / "models" / "model.pt"
     rows = []
-    for name, ckpt in [("shipped models/model.pt", shipped)] + [
-        (f"random init (seed {s})", _random_ckpt(bundle, overrides, s, tmp)) for s in seeds
-    ]:
+    encoders = [(str(ckpt) if ckpt else "shipped models/model.pt", shipped)]
+    # the config's other entries may need an existing ckpt while the random network is built
+    encoders += [
+        (f"random init (seed {s})", _random_ckpt(bundle, {**overrides, "ckpt": str(shipped)}, s, tmp)) for s in seeds
+    ]
+    for name, path in encoders:
         parts = []
         for split, value in (("train", train_value), ("test", test_value)):
-            out = tmp / f"{ckpt.stem}_{split}"
-            parts.append(_read(_inference(bundle, ckpt, out, {**overrides, key: value}), columns))
+            out = tmp / f"{path.stem}_{split}"
+            parts.append(_read(_inference(bundle, path, out, {**overrides, key: value}), columns))
         rows.append(_row(name, parts[0], parts[1]))
     return rows
 
@@ -143,13 +148,14 @@ def main() -> None:
     )
     parser.add_argument("--random_seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--radiomics_cache", default=None, help="radiomics_deep_contrast: a radiomics cache to reuse")
+    parser.add_argument("--ckpt", default=None, help="another encoder than the shipped one (split bundles)")
     args = parser.parse_args()
     shared = shared_data_dir()
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle == "small_data_ssl":
             overrides = {"dataset_dir": str(shared / "breastmnist"), "backbone": "resnet18", "image_size": 28}
             rows = split_bundle(
-                args.bundle, overrides, ("splits", ["train"], ["test"]), "f", args.random_seeds, Path(tmp)
+                args.bundle, overrides, ("splits", ["train"], ["test"]), "f", args.random_seeds, Path(tmp), args.ckpt
             )
         elif args.bundle == "radiomics_deep_contrast":
             overrides = {
@@ -158,7 +164,7 @@ def main() -> None:
                 **({"radiomics_cache": args.radiomics_cache} if args.radiomics_cache else {}),
             }  # fmt: skip
             rows = split_bundle(
-                args.bundle, overrides, ("split", "train", "test"), "deep", args.random_seeds, Path(tmp)
+                args.bundle, overrides, ("split", "train", "test"), "deep", args.random_seeds, Path(tmp), args.ckpt
             )
         else:
             rows = ct_bundle(args.random_seeds)

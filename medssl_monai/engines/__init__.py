@@ -16,6 +16,7 @@ from .handlers import (
     PreciseBatchNorm,
     ProgressBar,
     ResumableCheckpoint,
+    read_run_config,
     recalibrate_batch_norm,
     subset_batch,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "find_randomizables",
     "fit",
     "plain_tensor",
+    "read_run_config",
     "recalibrate_batch_norm",
     "subset_batch",
 ]

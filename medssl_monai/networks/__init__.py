@@ -15,6 +15,7 @@ from .radiomics_deep import (
     RadiomicsMLP,
     Standardize,
     deep_branch,
+    radiomics_in_features,
 )
 from .rubik import RubikCubeNetwork
 from .spark import SparKNetwork, SparseBatchNorm2d, random_visible_mask
@@ -50,6 +51,7 @@ __all__ = [
     "build_method",
     "deep_branch",
     "load_weights",
+    "radiomics_in_features",
     "random_visible_mask",
     "resnet_backbone",
 ]

@@ -17,8 +17,9 @@ baseline of Table 2.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ __all__ = [
     "RadiomicsMLP",
     "Standardize",
     "deep_branch",
+    "radiomics_in_features",
 ]
 
 #: Output names of :class:`RadiomicsDeepNetwork`: the deep (image) view and the radiomics view.
@@ -173,3 +175,16 @@ class ImageClassifier(nn.Module):
 
     def forward(self, image: torch.Tensor, radiomics: torch.Tensor | None = None) -> torch.Tensor:
         return self.classifier(self.backbone(image))
+
+
+def radiomics_in_features(ckpt: str | os.PathLike) -> int:
+    """The number of radiomics features the :class:`RadiomicsDeepNetwork` saved in ``ckpt`` takes (the length of its
+    :class:`Standardize` statistics), so that an inference config builds the network of a saved model without
+    extracting radiomics first. ``ckpt``: a ``models/model.pt`` state dict or a training checkpoint (``model`` entry)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    key = "radiomics_branch.standardize.mean"
+    if key not in state:
+        raise ValueError(f"'{ckpt}' holds no radiomics branch (no '{key}'): not a RadiomicsDeepNetwork model.")
+    return int(state[key].numel())

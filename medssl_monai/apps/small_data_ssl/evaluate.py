@@ -11,7 +11,6 @@ supervised baseline (epoch selection).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
+from ...engines.handlers.resumable_checkpoint import read_run_config
 from ...evaluation import KNN_MODES, PROBE_LABELS, Split, knn_evaluate, plot_tsne, probe_evaluate
 from ...networks import load_weights
 from ...utils import atomic_write_bytes
@@ -34,24 +34,6 @@ __all__ = ["dataset_name", "evaluate_encoder", "extract_features", "load_backbon
 load_backbone = load_weights
 
 logger = logging.getLogger(__name__)
-
-
-def read_run_config(ckpt: str | os.PathLike) -> dict:
-    """The training run's settings for the encoder ``ckpt`` (``<run>/models/model.pt``): ``<run>/checkpoints/
-    run_config.json`` written by :class:`~medssl_monai.engines.ResumableCheckpoint`, else a ``run_config.json`` beside
-    ``ckpt`` (how the bundle ships ``models/model.pt``), or ``{}`` when there is none.
-
-    Raises ``FileNotFoundError`` naming the path when ``ckpt`` does not exist."""
-    path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"encoder checkpoint '{path}' not found: train one first (python -m monai.bundle run --config_file "
-            "bundles/small_data_ssl/configs/train.json ...) and pass its models/model.pt with --ckpt PATH."
-        )
-    for config in (path.resolve().parent.parent / "checkpoints" / "run_config.json", path.parent / "run_config.json"):
-        if config.is_file():
-            return json.loads(config.read_text(encoding="utf-8"))
-    return {}
 
 
 def dataset_name(dataset_dir: str | os.PathLike | None) -> str:

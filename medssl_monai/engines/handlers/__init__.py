@@ -10,7 +10,7 @@ from .held_out_health import CollapseError, HeldOutHealth
 from .imbalance import ImbalanceHandler, subset_batch
 from .precise_bn import PreciseBatchNorm, recalibrate_batch_norm
 from .progress_bar import ProgressBar
-from .resumable_checkpoint import ResumableCheckpoint
+from .resumable_checkpoint import ResumableCheckpoint, read_run_config
 
 __all__ = [
     "BestEpoch",
@@ -25,6 +25,7 @@ __all__ = [
     "PreciseBatchNorm",
     "ProgressBar",
     "ResumableCheckpoint",
+    "read_run_config",
     "recalibrate_batch_norm",
     "subset_batch",
 ]

@@ -15,11 +15,30 @@ from ignite.handlers import Checkpoint, DiskSaver
 from ...utils import atomic_write_text
 from ..rng import RandomStates
 
-__all__ = ["ResumableCheckpoint"]
+__all__ = ["ResumableCheckpoint", "read_run_config"]
 
 logger = logging.getLogger(__name__)
 
 _EPOCH = re.compile(r"epoch=(\d+)")
+
+
+def read_run_config(ckpt: str | os.PathLike) -> dict:
+    """The training run's settings for the model ``ckpt`` (``<run>/models/model.pt``): ``<run>/checkpoints/
+    run_config.json`` written by :class:`ResumableCheckpoint`, else a ``run_config.json`` beside ``ckpt`` (how a
+    bundle ships ``models/model.pt``), or ``{}`` when there is none. Inference and evaluation configs read the
+    architecture and preprocessing of a model from it.
+
+    Raises ``FileNotFoundError`` naming the path when ``ckpt`` does not exist."""
+    path = Path(ckpt)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model checkpoint '{path}' not found: train one first (python -m monai.bundle run --config_file "
+            "bundles/<bundle>/configs/train.json ...) and pass its models/model.pt with --ckpt PATH."
+        )
+    for config in (path.resolve().parent.parent / "checkpoints" / "run_config.json", path.parent / "run_config.json"):
+        if config.is_file():
+            return json.loads(config.read_text(encoding="utf-8"))
+    return {}
 
 
 class ResumableCheckpoint:

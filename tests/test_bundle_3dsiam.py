@@ -14,6 +14,7 @@ from conftest import BUNDLE_3DSIAM, bundle_workflow
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, load, verify_net_in_out
 
+from medssl_monai.evaluation import fit_linear_head
 from medssl_monai.monailabel import BundleEncoder
 from medssl_monai.networks import SiamEncoder3D
 
@@ -166,6 +167,20 @@ def test_inference_writes_one_embedding_per_case(tmp_path, trained_encoder):
     wf2.run()
     again = list(csv.reader((tmp_path / "again" / "embeddings.csv").open()))
     np.testing.assert_allclose(np.array(again[1:])[:, 2:].astype(float), np.array(body)[:, 2:].astype(float), 1e-5)
+
+    # with a classifier head (inference.json's "classifier"): class probabilities and the prediction per case
+    z = np.array(body)[:, 2:].astype(float)
+    labels = np.array([int(r[1]) for r in body])
+    head = fit_linear_head(z, labels, ["benign", "malignant"])
+    head.save(tmp_path / "head.pt")
+    wf3 = _workflow("inference", tmp_path / "cls", ckpt=trained_encoder, classifier=str(tmp_path / "head.pt"))
+    wf3.run()
+    header3, *rows3 = csv.reader((tmp_path / "cls" / "embeddings.csv").open())
+    assert header3[-3:] == ["p_benign", "p_malignant", "prediction"] and header3[: 2 + 256] == header
+    probs = np.array([r[-3:-1] for r in rows3], dtype=float)
+    expected = head(torch.as_tensor(z, dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    assert [r[-1] for r in rows3] == [["benign", "malignant"][i] for i in expected.argmax(1)]
 
 
 def test_inference_finishes_good_cases_and_reports_bad_ones(tmp_path, trained_encoder):

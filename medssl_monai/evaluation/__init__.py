@@ -19,7 +19,7 @@ from .health import effective_rank, representation_health, std_ratio
 from .knn import KNN_MODES, knn_evaluate, knn_predict
 from .metrics import METRIC_NAMES, classification_metrics, minority_class, positive_scores, resolve_positive_class
 from .plots import correlation_coefficients, plot_correlation_density, plot_roc, save_figure
-from .probes import PROBE_LABELS, FeatureProbe, build_probe, probe_evaluate, train_probe
+from .probes import PROBE_LABELS, FeatureProbe, build_probe, fit_linear_head, probe_evaluate, train_probe
 from .protocol import Predictor, run_protocol, summarise_folds
 from .report import fraction_label, predictions_csv, results_markdown, write_results
 from .splits import Split, stratified_splits
@@ -44,6 +44,7 @@ __all__ = [
     "classification_metrics",
     "correlation_coefficients",
     "effective_rank",
+    "fit_linear_head",
     "fraction_label",
     "jsonable",
     "knn_evaluate",

@@ -81,7 +81,7 @@ def representation_health(
         out.update(knn_accuracy=math.nan, knn_balanced_accuracy=math.nan)
         return out
     cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    neighbours = max(1, min(k, len(y) - int(math.ceil(len(y) / n_folds))))
+    neighbours = max(1, min(k, len(y) - math.ceil(len(y) / n_folds)))
     knn = KNeighborsClassifier(n_neighbors=neighbours, metric="cosine")
     pred = cross_val_predict(knn, e.numpy(), y, cv=cv)
     out["knn_accuracy"] = float(accuracy_score(y, pred))

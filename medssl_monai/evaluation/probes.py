@@ -14,18 +14,21 @@ stopping or model selection (the model after the last epoch is evaluated).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..engines.fit import fit
+from ..networks.linear_head import LinearHead
 
-__all__ = ["PROBE_LABELS", "FeatureProbe", "build_probe", "probe_evaluate", "train_probe"]
+__all__ = ["PROBE_LABELS", "FeatureProbe", "build_probe", "fit_linear_head", "probe_evaluate", "train_probe"]
 
 #: Report labels of the two probes.
 PROBE_LABELS: dict[str, str] = {
@@ -153,3 +156,29 @@ def probe_evaluate(
         "epochs": len(probe.loss_history),
         "final_train_loss": probe.loss_history[-1],
     }
+
+
+def fit_linear_head(
+    features: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None, C: float = 1.0, seed: int = 0
+) -> LinearHead:
+    """Fit scikit-learn's multinomial ``LogisticRegression`` on standardised ``features`` and return it as a
+    :class:`LinearHead` (same probabilities as ``predict_proba``; binary problems get the two-row softmax form)."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"fit_linear_head needs two classes or more, got only {classes.tolist()}.")
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    model = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit((x - mean) / std, y)
+    coef, intercept = model.coef_, model.intercept_
+    if len(classes) == 2:  # sigmoid(w.x + b) == softmax([0, w.x + b])[1]
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    names = class_names if class_names is not None else [str(c) for c in classes]
+    head = LinearHead(x.shape[1], len(classes), names)
+    with torch.no_grad():
+        head.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        head.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        head.linear.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
+        head.linear.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
+    return head.eval()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluation import fit_linear_head
+from ..networks import LinearHead
 from .encoder import BundleEncoder
-from .head import LinearHead, fit_linear_head
 
 APP_DIR = str(Path(__file__).parent / "app")
 

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
+from ..networks import LinearHead
 from .encoder import BundleEncoder
-from .head import LinearHead
 
 __all__ = ["BundleEncoderTask"]
 
@@ -18,7 +18,7 @@ __all__ = ["BundleEncoderTask"]
 class BundleEncoderTask(InferTask):
     """``{"bundle", "dimension", "embedding": [...]}`` of the request's ``image`` (a ``label`` file in the request is
     the lesion mask to crop around), plus ``probabilities`` (per class name) and ``prediction`` with ``classifier``
-    (a :meth:`LinearHead.save` file)."""
+    (a :meth:`~medssl_monai.networks.LinearHead.save` file)."""
 
     def __init__(
         self,

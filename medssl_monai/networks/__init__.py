@@ -3,6 +3,7 @@
 from .backbones import RESNET_FEATURES, load_weights, resnet_backbone
 from .encoders import SiamEncoder3D
 from .heads import MLPHead, PredictionHead, SimCLRProjectionHead, SimSiamProjectionHead, VICRegExpander
+from .linear_head import LinearHead
 from .memory_bank import MemoryBank
 from .methods import METHODS, SSLMethod, build_method
 from .moco import MoCoNetwork
@@ -29,6 +30,7 @@ __all__ = [
     "FeatureQueue",
     "HybridClassifier",
     "ImageClassifier",
+    "LinearHead",
     "MLPHead",
     "MemoryBank",
     "MoCoNetwork",

@@ -23,13 +23,25 @@ class EmbeddingWriter:
     writes at completion to a temporary file renamed into place, so an interrupted run leaves no half-written file.
     Cases the dataset could not load (see :class:`~medssl_monai.data.ReportingDataset`) are listed in
     ``<stem>_errors.csv`` with their error and left out of the embeddings; the good cases are all written.
+
+    With ``head`` (a classifier on the embeddings returning class probabilities, e.g. a
+    :class:`~medssl_monai.networks.LinearHead` with ``class_names``) each row also holds ``p_<class>`` per class and
+    ``prediction`` (the most probable class name) after the embedding.
     """
 
     def __init__(
-        self, output_dir: str | os.PathLike, filename: str = "embeddings.csv", output_key: str = "pred"
+        self,
+        output_dir: str | os.PathLike,
+        filename: str = "embeddings.csv",
+        output_key: str = "pred",
+        head: torch.nn.Module | None = None,
     ) -> None:
         self.path = Path(output_dir) / filename
         self.output_key = output_key
+        self.head = head.eval() if head is not None else None
+        if head is not None and not getattr(head, "class_names", None):
+            raise ValueError("EmbeddingWriter: the head needs class_names (a medssl_monai.networks.LinearHead has them).")
+        self.class_names = [str(c) for c in head.class_names] if head is not None else []
         self.rows: list[list] = []
         self.errors: list[tuple[str, str]] = []
         self.has_label = False
@@ -51,13 +63,19 @@ class EmbeddingWriter:
         pred = torch.as_tensor(pred).detach().float().cpu().reshape(len(batch["id"]), -1)
         labels = batch.get("label")
         self.has_label = labels is not None
+        probs = None
+        if self.head is not None:
+            with torch.no_grad():
+                probs = self.head(pred)
         for i, case in enumerate(batch["id"]):
             label = [int(torch.as_tensor(labels[i]))] if labels is not None else []
-            self.rows.append([case, *label, *pred[i].tolist()])
+            extra = [*probs[i].tolist(), self.class_names[int(probs[i].argmax())]] if probs is not None else []
+            self.rows.append([case, *label, *pred[i].tolist(), *extra])
 
     def _write(self, engine: Engine) -> None:
-        dim = len(self.rows[0]) - 1 - int(self.has_label) if self.rows else 0
-        header = ["id", *(["label"] if self.has_label else []), *[f"f{i}" for i in range(dim)]]
+        extra = [*(f"p_{c}" for c in self.class_names), "prediction"] if self.head is not None else []
+        dim = len(self.rows[0]) - 1 - int(self.has_label) - len(extra) if self.rows else 0
+        header = ["id", *(["label"] if self.has_label else []), *[f"f{i}" for i in range(dim)], *extra]
         atomic_write_csv(self.path, header, self.rows)
         logger.info("Wrote %d embeddings of size %d to %s.", len(self.rows), dim, self.path)
         if self.errors:

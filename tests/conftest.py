@@ -44,12 +44,16 @@ def spawn_gloo(worker, tmp_path: Path, world: int = 2, timeout: float = 120) -> 
         assert p.exitcode == 0
 
 
+def missing(message: str) -> None:
+    """A test tier's prerequisite is absent: skip it here, fail under CI (``CI=true``), which must have it."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_dir()
     if not root.is_dir():
-        message = f"real data not found at {root} (set MEDSSL_DATA_DIR)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"real data not found at {root} (set MEDSSL_DATA_DIR)")
     return root

@@ -70,7 +70,7 @@ def _run(*args: str, debug: bool = False) -> subprocess.CompletedProcess:
         ("missing_npz", "dataset_dir '/nonexistent/data.npz' does not exist"),
         ("truncated_npz", "cannot read MedMNIST file"),
         ("negative_epochs", "epochs must be a positive integer, got -1"),
-        ("corrupt_checkpoint", "A file given to the command is truncated or not in the expected format"),
+        ("corrupt_checkpoint", "cannot be read (UnpicklingError"),
     ],
 )
 def test_bundle_commands_end_with_one_paragraph(case, expected, tmp_path):
@@ -147,6 +147,18 @@ def test_ct_slice_reduction_commands_end_with_one_paragraph(config, args, expect
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert any(expected in line for line in tail), tail
     assert not any((tmp_path / "out").rglob("*.pt"))
+
+
+@pytest.mark.parametrize("bundle", ["radiomics_deep_contrast", "small_data_ssl", "ct_slice_reduction"])
+def test_inference_with_a_corrupt_checkpoint_ends_with_one_paragraph(bundle, tmp_path):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"bad\n")  # torch.load raises IndexError on this one, not an unpickling error
+    configs = REPO / "bundles" / bundle / "configs"
+    result = _run("--config_file", str(configs / "inference.json"), "--ckpt", str(ckpt), "--output_dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    tail = result.stderr.strip().splitlines()[-4:]
+    assert any(f"checkpoint '{ckpt}' cannot be read" in line for line in tail), tail
 
 
 def test_unknown_overrides_are_found_by_path():

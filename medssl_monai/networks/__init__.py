@@ -1,6 +1,6 @@
 """Backbones, heads and their composition into SSL networks (backbone + heads, composed, not subclassed)."""
 
-from .backbones import RESNET_FEATURES, load_weights, resnet_backbone
+from .backbones import RESNET_FEATURES, load_weights, read_checkpoint, resnet_backbone
 from .encoders import SiamEncoder3D
 from .heads import MLPHead, PredictionHead, SimCLRProjectionHead, SimSiamProjectionHead, VICRegExpander
 from .linear_head import LinearHead
@@ -55,5 +55,6 @@ __all__ = [
     "load_weights",
     "radiomics_in_features",
     "random_visible_mask",
+    "read_checkpoint",
     "resnet_backbone",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 from monai.networks import nets
@@ -49,12 +51,29 @@ def resnet_backbone(
     )
 
 
+def read_checkpoint(ckpt: str | os.PathLike) -> Any:
+    """``torch.load(ckpt, weights_only=True)`` on the CPU, with one clear error for a missing file (FileNotFoundError)
+    and for a truncated, corrupt or foreign one (ValueError naming the file; torch raises anything from
+    ``UnpicklingError`` to ``IndexError`` there). The package's one way to read a model file."""
+    path = Path(ckpt)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint '{path}' does not exist.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"checkpoint '{path}' cannot be read ({type(err).__name__}: {first}): it is truncated, corrupt or not a "
+            "PyTorch state dict; pass a models/model.pt or checkpoints/checkpoint_epoch=N.pt written by this package."
+        ) from err
+
+
 def load_weights(network: nn.Module, ckpt: str | os.PathLike) -> nn.Module:
     """Load ``ckpt`` (``torch.load(weights_only=True)``) into ``network`` and return it: a state dict
     (``models/model.pt``) or a training checkpoint (``checkpoints/checkpoint_epoch=N.pt``, whose ``model`` entry is
     taken; an SSL network's ``backbone.*`` weights when ``network`` is the backbone), so any saved epoch can be used.
     A clear ``ValueError`` when the architecture differs (wrong ``--backbone``, ``--channels`` ...)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt)
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]  # a training checkpoint (checkpoint_epoch=N.pt): the trained network's weights
     if any(k.startswith("backbone.") for k in state):  # SSLNetwork weights: keep the backbone, drop the heads

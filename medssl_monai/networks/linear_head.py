@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..utils import atomic_write_bytes
+from .backbones import read_checkpoint
 
 __all__ = ["LinearHead"]
 
@@ -41,7 +42,7 @@ class LinearHead(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearHead:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = read_checkpoint(path)
         if not isinstance(saved, dict) or "state_dict" not in saved:
             raise ValueError(f"'{path}' is not a LinearHead file (no 'state_dict'); write it with LinearHead.save.")
         weight = saved["state_dict"]["linear.weight"]

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .backbones import RESNET_FEATURES, resnet_backbone
+from .backbones import RESNET_FEATURES, read_checkpoint, resnet_backbone
 from .heads import MLPHead
 
 __all__ = [
@@ -181,7 +181,7 @@ def radiomics_in_features(ckpt: str | os.PathLike) -> int:
     """The number of radiomics features the :class:`RadiomicsDeepNetwork` saved in ``ckpt`` takes (the length of its
     :class:`Standardize` statistics), so that an inference config builds the network of a saved model without
     extracting radiomics first. ``ckpt``: a ``models/model.pt`` state dict or a training checkpoint (``model`` entry)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt)
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]
     key = "radiomics_branch.standardize.mean"

@@ -40,7 +40,9 @@ class EmbeddingWriter:
         self.output_key = output_key
         self.head = head.eval() if head is not None else None
         if head is not None and not getattr(head, "class_names", None):
-            raise ValueError("EmbeddingWriter: the head needs class_names (a medssl_monai.networks.LinearHead has them).")
+            raise ValueError(
+                "EmbeddingWriter: the head needs class_names (a medssl_monai.networks.LinearHead has them)."
+            )
         self.class_names = [str(c) for c in head.class_names] if head is not None else []
         self.rows: list[list] = []
         self.errors: list[tuple[str, str]] = []

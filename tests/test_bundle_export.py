@@ -34,8 +34,16 @@ def test_verify_net_in_out_and_ckpt_export(bundle, tmp_path):
         torch.testing.assert_close(torch.jit.load(str(ts))(x), reference(x))
 
 
-#: bundles whose models/model.pt ships (3dsiam's test is in test_bundle_3dsiam.py): input of a forward check
-SHIPPED = {"ct_slice_reduction": (1, 96, 96), "small_data_ssl": (1, 28, 28)}
+#: bundles whose models/model.pt ships (3dsiam's test is in test_bundle_3dsiam.py): inputs of a forward check
+SHIPPED = {
+    "ct_slice_reduction": lambda net: (torch.rand(4, 1, 96, 96),),
+    "small_data_ssl": lambda net: (torch.rand(4, 1, 28, 28),),
+    # the 2.5D stack of 10 slices at 32 px and 1,130 raw PyRadiomics features (at the scale of its training data)
+    "radiomics_deep_contrast": lambda net: (
+        torch.rand(4, 10, 32, 32),
+        net.radiomics_branch.standardize.mean + net.radiomics_branch.standardize.std * torch.randn(4, 1130),
+    ),
+}
 
 
 @pytest.mark.parametrize("bundle", sorted(SHIPPED))
@@ -57,8 +65,9 @@ def test_shipped_model_loads_with_the_bundle_api_and_matches_its_metadata(bundle
     assert set(network.state_dict()) == set(saved)
     for key, value in network.state_dict().items():
         torch.testing.assert_close(value, saved[key])
-    x = torch.rand(4, *SHIPPED[bundle])
     with torch.no_grad():
-        z = network.eval()(x)
+        z = network.eval()(*SHIPPED[bundle](network))
+    views = z if isinstance(z, dict) else {"pred": z}  # radiomics_deep_contrast: {"deep", "radiomics"}
     out = metadata["network_data_format"]["outputs"]["pred"]["num_channels"]
-    assert z.shape == (4, out) and torch.isfinite(z).all() and z.std(0).mean() > 0
+    for v in views.values():
+        assert v.shape == (4, out) and torch.isfinite(v).all() and v.std(0).mean() > 0

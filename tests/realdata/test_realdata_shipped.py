@@ -39,3 +39,14 @@ def test_ct_slice_reduction_shipped_encoder_embeds_reduced_ct_slices(shared_data
     header, rows = _rows(tmp_path / "emb" / "embeddings.csv")
     assert sum(h.startswith("f") and h[1:].isdigit() for h in header) == 512
     assert len(rows) == 20  # every slice of the 20-slice series (kept_only false)
+
+
+def test_radiomics_deep_contrast_shipped_network_embeds_adrenalmnist3d(shared_data, tmp_path):
+    configs = REPO / "bundles" / "radiomics_deep_contrast" / "configs"
+    npz = shared_data / "adrenalmnist3d" / "adrenalmnist3d.npz"
+    # the default ckpt: the shipped network; its run_config sets the backbone, the 2.5D stack and the LoG sigmas
+    wf = bundle_workflow(configs, "inference", dataset_dir=str(npz), split="test", limit=6, output_dir=str(tmp_path))
+    wf.run()
+    header, rows = _rows(tmp_path / "embeddings.csv")
+    assert header[:3] == ["id", "label", "deep_0"] and header[-1] == "radiomics_127" and len(rows) == 6
+

@@ -11,7 +11,7 @@ Bundles under ``bundles/`` hold configs only; every ``_target_`` points here or 
 
 from __future__ import annotations
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 from . import data, engines, evaluation, imbalance, losses, networks, radiomics, reduction, transforms, utils  # isort: skip
 from . import apps  # isort: skip  (built on the packages above)

@@ -154,7 +154,17 @@ def test_inference_with_a_corrupt_checkpoint_ends_with_one_paragraph(bundle, tmp
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"bad\n")  # torch.load raises IndexError on this one, not an unpickling error
     configs = REPO / "bundles" / bundle / "configs"
-    result = _run("--config_file", str(configs / "inference.json"), "--ckpt", str(ckpt), "--output_dir", str(tmp_path))
+    data = []
+    if bundle == "ct_slice_reduction":  # its inference embeds the slices of a reduction: make a small one
+        from medssl_monai.data import write_synthetic_ct_folder
+        from medssl_monai.reduction.run import reduce_dataset
+
+        folder = write_synthetic_ct_folder(tmp_path / "ct", n=1, size=[32, 32], distinct=4, repeat=2, seed=0)
+        reduce_dataset(folder, tmp_path / "reduction", method="hash", max_workers=0, progress=False)
+        data = ["--reduction_dir", str(tmp_path / "reduction")]
+    result = _run(
+        "--config_file", str(configs / "inference.json"), "--ckpt", str(ckpt), "--output_dir", str(tmp_path), *data
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     tail = result.stderr.strip().splitlines()[-4:]

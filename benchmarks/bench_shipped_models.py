@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,10 +32,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from medssl_monai.evaluation import representation_health
-from medssl_monai.networks import load_weights
 from medssl_monai.utils import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # ct_pretrain_experiment: the organ classes of its task
 
 
 def _probe() -> object:
@@ -103,39 +104,30 @@ def split_bundle(
 
 
 def ct_bundle(seeds) -> list[str]:
-    import nibabel as nib
+    from ct_pretrain_experiment import ORGAN_CLASSES
 
-    from medssl_monai.apps.ct_slice_reduction import organ_patch_task
-
-    sys_path = REPO / "benchmarks"
-    import sys
-
-    sys.path.insert(0, str(sys_path))
-    from ct_pretrain_experiment import ORGAN_CLASSES as classes
+    from medssl_monai.apps.ct_slice_reduction.finetune import load_task
 
     shared = shared_data_dir()
-    image = np.asarray(nib.load(shared / "ct_examples/example_ct_sm.nii.gz").dataobj)
-    labels = np.asarray(nib.load(shared / "ct_examples/example_seg.nii.gz").dataobj).astype(np.int64)
-    images, targets, slices = organ_patch_task(image, labels, classes, size=64)
+    organ_task = {
+        "image": str(shared / "ct_examples/example_ct_sm.nii.gz"),
+        "labels": str(shared / "ct_examples/example_seg.nii.gz"),
+        "classes": ORGAN_CLASSES,
+    }
+    images, targets, groups = load_task(organ_task=organ_task, image_size=64)  # the fine-tuning task, 64 px
     x = torch.from_numpy(images).float()
-    configs = REPO / "bundles" / "ct_slice_reduction" / "configs"
     parser = ConfigParser()
-    parser.read_config(str(configs / "inference.json"))
-    nets = [
-        (
-            "shipped models/model.pt",
-            load_weights(parser.get_parsed_content("network_def"), configs.parent / "models" / "model.pt"),
-        )
-    ]
+    parser.read_config(str(REPO / "bundles" / "ct_slice_reduction" / "configs" / "inference.json"))
+    nets = [("shipped models/model.pt", parser.get_parsed_content("network"))]  # the config's own weight loading
     for s in seeds:
         torch.manual_seed(s)
-        nets.append((f"random init (seed {s})", parser.get_parsed_content("network_def", instantiate=True, lazy=False)))
+        nets.append((f"random init (seed {s})", parser.get_parsed_content("network_def", lazy=False)))
     rows = []
     for name, net in nets:
         with torch.no_grad():
             z = torch.cat([net.eval()(x[i : i + 64]) for i in range(0, len(x), 64)]).numpy()
         health = representation_health(torch.as_tensor(z))
-        prob = cross_val_predict(_probe(), z, targets, groups=slices // 3, cv=GroupKFold(5), method="predict_proba")
+        prob = cross_val_predict(_probe(), z, targets, groups=groups, cv=GroupKFold(5), method="predict_proba")
         auc = roc_auc_score(targets, prob, multi_class="ovr", average="macro")
         rows.append(f"| {name} | {health['std_ratio']:.3f} | {health['effective_rank']:.1f} | {auc:.3f} |")
     return rows

@@ -5,20 +5,10 @@ from __future__ import annotations
 import torch
 from monai.engines.utils import IterationEvents
 
+from ..losses.base import gather
 from .trainer import SSLTrainer
 
-__all__ = ["MoCoTrainer", "gather_keys"]
-
-
-@torch.no_grad()
-def gather_keys(keys: torch.Tensor) -> torch.Tensor:
-    """Every rank's keys in rank order under DDP (MoCo's ``concat_all_gather`` before enqueueing, so that every rank
-    keeps the same queue); the keys themselves in a single process."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return keys
-    parts = [torch.empty_like(keys) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(parts, keys.contiguous())
-    return torch.cat(parts)
+__all__ = ["MoCoTrainer"]
 
 
 class MoCoTrainer(SSLTrainer):
@@ -32,7 +22,7 @@ class MoCoTrainer(SSLTrainer):
     MoCo's "shuffling BN" (keys computed on a batch shuffled across GPUs, so that BatchNorm cannot leak which key
     belongs to which query) needs several devices; here queries and keys are two separate forward passes on one
     device, each normalised over its own batch (deviation, see the bundle docs). Under DDP every rank enqueues the
-    keys of all ranks (:func:`gather_keys`), as MoCo does, so the queues stay identical.
+    keys of all ranks (:func:`~medssl_monai.losses.gather`), as MoCo does, so the queues stay identical.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -55,4 +45,4 @@ class MoCoTrainer(SSLTrainer):
     def after_step(self, engine: MoCoTrainer, batchdata: dict, outputs: dict) -> None:
         network = getattr(engine.network, "module", engine.network)
         network.momentum_update()
-        network.queue.push(gather_keys(outputs["_keys"]))
+        network.queue.push(gather(outputs["_keys"]))

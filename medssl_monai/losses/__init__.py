@@ -1,7 +1,7 @@
 """One loss per file, each with its paper's formula and defaults in the docstring, all on one base
 (:class:`SSLLoss`: per-sample values, RE weights, DDP gather)."""
 
-from .base import SSLLoss, check_positive, gather_with_grad, weighted_mean
+from .base import SSLLoss, check_positive, gather, gather_with_grad, weighted_mean
 from .dcl import DCLLoss, dclw_weights
 from .masked_reconstruction import MaskedReconstructionLoss, patchify
 from .moco import MoCoLoss
@@ -26,6 +26,7 @@ __all__ = [
     "check_positive",
     "covariance_loss",
     "dclw_weights",
+    "gather",
     "gather_with_grad",
     "info_nce",
     "invariance_loss",

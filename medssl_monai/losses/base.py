@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SSLLoss", "check_positive", "gather_with_grad", "weighted_mean"]
+__all__ = ["SSLLoss", "check_positive", "gather", "gather_with_grad", "weighted_mean"]
 
 
 def check_positive(name: str, value: float) -> float:
@@ -61,6 +61,18 @@ class _GatherWithGrad(torch.autograd.Function):
         grad = grad.contiguous()
         torch.distributed.all_reduce(grad)
         return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
+@torch.no_grad()
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, ...) of every rank along the batch axis, in rank order, without gradient (MoCo's
+    ``concat_all_gather``: keys for the queue, embeddings for a memory bank, so every rank keeps the same state).
+    Identity outside a multi-process group."""
+    if not _distributed():
+        return x
+    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 
-from ..networks import load_weights
+from ..errors import unknown_overrides
 
 __all__ = ["BundleEncoder"]
 
@@ -36,17 +36,18 @@ class BundleEncoder:
             raise FileNotFoundError(f"bundle '{self.bundle_dir}' has no configs/{config_file}.")
         parser = ConfigParser()
         parser.read_config(str(config))
-        parser["bundle_root"] = str(self.bundle_dir)
-        for key, value in (overrides or {}).items():
-            if key not in parser:
-                raise KeyError(f"'{key}' is not a key of {config}; the keys are {sorted(parser.get())}.")
+        unknown = unknown_overrides(overrides or {}, parser.get())
+        if unknown:
+            raise KeyError(f"{unknown} are not keys of {config}; the keys are {sorted(parser.get())}.")
+        settings = {"bundle_root": str(self.bundle_dir), "device": f"$torch.device('{device}')", **(overrides or {})}
+        if ckpt:
+            settings["ckpt"] = str(ckpt)
+        for key, value in settings.items():
             parser[key] = value
-        self.device = torch.device(device)
+        self.ckpt = Path(parser.get_parsed_content("ckpt"))
         self.preprocessing = parser.get_parsed_content("preprocessing")
-        self.ckpt = Path(ckpt) if ckpt else self.bundle_dir / "models" / "model.pt"
-        if not self.ckpt.is_file():
-            raise FileNotFoundError(f"no weights at '{self.ckpt}': pass ckpt= or ship models/model.pt in the bundle.")
-        self.network = load_weights(parser.get_parsed_content("network_def"), self.ckpt).to(self.device).eval()
+        self.device = torch.device(device)
+        self.network = parser.get_parsed_content("network").eval()  # the config's own loading (load_weights)
 
     @torch.no_grad()
     def __call__(self, image: str | os.PathLike, mask: str | os.PathLike | None = None) -> torch.Tensor:

@@ -51,15 +51,16 @@ def resnet_backbone(
     )
 
 
-def read_checkpoint(ckpt: str | os.PathLike) -> Any:
+def read_checkpoint(ckpt: str | os.PathLike, mmap: bool = False) -> Any:
     """``torch.load(ckpt, weights_only=True)`` on the CPU, with one clear error for a missing file (FileNotFoundError)
     and for a truncated, corrupt or foreign one (ValueError naming the file; torch raises anything from
-    ``UnpicklingError`` to ``IndexError`` there). The package's one way to read a model file."""
+    ``UnpicklingError`` to ``IndexError`` there). The package's one way to read a model file. ``mmap``: map the
+    tensors instead of reading them (to look at a few shapes without loading the weights)."""
     path = Path(ckpt)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' does not exist.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise ValueError(

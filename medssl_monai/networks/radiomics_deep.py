@@ -181,7 +181,7 @@ def radiomics_in_features(ckpt: str | os.PathLike) -> int:
     """The number of radiomics features the :class:`RadiomicsDeepNetwork` saved in ``ckpt`` takes (the length of its
     :class:`Standardize` statistics), so that an inference config builds the network of a saved model without
     extracting radiomics first. ``ckpt``: a ``models/model.pt`` state dict or a training checkpoint (``model`` entry)."""
-    state = read_checkpoint(ckpt)
+    state = read_checkpoint(ckpt, mmap=True)  # a shape only: the weights are read once, by load_weights
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]
     key = "radiomics_branch.standardize.mean"

@@ -49,4 +49,3 @@ def test_radiomics_deep_contrast_shipped_network_embeds_adrenalmnist3d(shared_da
     wf.run()
     header, rows = _rows(tmp_path / "embeddings.csv")
     assert header[:3] == ["id", "label", "deep_0"] and header[-1] == "radiomics_127" and len(rows) == 6
-

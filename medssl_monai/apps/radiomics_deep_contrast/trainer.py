@@ -19,7 +19,7 @@ import torch
 from monai.engines.utils import IterationEvents
 
 from ...engines.fit import FitTrainer
-from ...engines.moco import gather_keys
+from ...losses.base import gather
 from ...networks.memory_bank import MemoryBank
 
 __all__ = ["RadiomicsDeepTrainer"]
@@ -102,6 +102,6 @@ class RadiomicsDeepTrainer(FitTrainer):
         """Move the banks' entries of the batch towards its embeddings. Under DDP every rank gathers all ranks' indices
         and embeddings first (as MoCo gathers its keys), so every rank's banks stay identical and equal to those of
         one process on the global batch (an index on two ranks, as padding makes, is updated once with the mean)."""
-        index = gather_keys(outputs["_index"])
-        self.bank_deep.update(index, gather_keys(outputs["_deep"].detach()))
-        self.bank_radiomics.update(index, gather_keys(outputs["_radiomics"].detach()))
+        index = gather(outputs["_index"])
+        self.bank_deep.update(index, gather(outputs["_deep"].detach()))
+        self.bank_radiomics.update(index, gather(outputs["_radiomics"].detach()))

@@ -22,7 +22,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
-from ...engines.handlers.resumable_checkpoint import read_run_config
+from ...engines import read_run_config
 from ...evaluation import KNN_MODES, PROBE_LABELS, Split, knn_evaluate, plot_tsne, probe_evaluate
 from ...networks import load_weights
 from ...utils import atomic_write_bytes

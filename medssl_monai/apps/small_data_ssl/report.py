@@ -78,12 +78,26 @@ def _cell(records: Sequence[dict]) -> str:
     return " / ".join(parts)
 
 
+def _run(record: dict) -> tuple:
+    """A record's run: (method, batch size, epochs); its seeds are repeats of one run."""
+    return record["method"], record.get("batch_size"), record.get("epochs")
+
+
+def _group(records: Sequence[dict], run: tuple, field: str) -> dict[str, list[dict]]:
+    """The records of ``run`` by their ``field`` (dataset or evaluation), each a list over seeds."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if _run(r) == run:
+            groups.setdefault(r[field], []).append(r)
+    return groups
+
+
 def _check_repeats(records: Sequence[dict]) -> None:
     """Several records of one (run, dataset, evaluation) must be different seeds: anything else is a mistake in the
     list of results (the same run twice), which a mean would hide."""
     seen: dict[tuple, set] = {}
     for r in records:
-        key = (r["method"], r.get("batch_size"), r.get("epochs"), r["dataset"], r["evaluation"])
+        key = (*_run(r), r["dataset"], r["evaluation"])
         seeds = seen.setdefault(key, set())
         seed = r.get("seed")
         if seed is None and seeds or seed in seeds:
@@ -128,14 +142,11 @@ def small_data_markdown(records: Sequence[dict], title: str = "Results", notes: 
         out.write("| Method \\ Dataset | " + " | ".join(datasets) + " |\n")
         out.write("|---|" + "---|" * len(datasets) + "\n")
         runs = sorted(
-            {(r["method"], r.get("batch_size"), r.get("epochs")) for r in rows},
+            {_run(r) for r in rows},
             key=lambda t: (_method_key(t[0]), t[1] or 0, t[2] or 0),
         )
         for method, batch, epochs in runs:
-            by_set: dict[str, list[dict]] = {}
-            for r in rows:
-                if (r["method"], r.get("batch_size"), r.get("epochs")) == (method, batch, epochs):
-                    by_set.setdefault(r["dataset"], []).append(r)
+            by_set = _group(rows, (method, batch, epochs), "dataset")
             label = _run_label(method, batch, epochs, max(len(v) for v in by_set.values()))
             out.write(f"| {label} | " + " | ".join(_cell(by_set.get(d, [])) for d in datasets) + " |\n")
     for dataset in datasets:
@@ -152,16 +163,13 @@ def _summary_table(records: Sequence[dict], dataset: str) -> str:
     rows = [r for r in records if r["dataset"] == dataset]
     keys = [k for k in EVALUATIONS if any(r["evaluation"] == k for r in rows)]
     runs = sorted(
-        {(r["method"], r.get("batch_size"), r.get("epochs")) for r in rows},
+        {_run(r) for r in rows},
         key=lambda t: (_method_key(t[0]), t[1] or 0, t[2] or 0),
     )
     lines = [f"\n## Summary: {dataset}\n", "| Run | " + " | ".join(_SHORT[k] for k in keys) + " |"]
     lines.append("|---|" + "---|" * len(keys))
     for run in runs:
-        by_eval: dict[str, list[dict]] = {}
-        for r in rows:
-            if (r["method"], r.get("batch_size"), r.get("epochs")) == run:
-                by_eval.setdefault(r["evaluation"], []).append(r)
+        by_eval = _group(rows, run, "evaluation")
         label = _run_label(*run, max(len(v) for v in by_eval.values()))
         lines.append(f"| {label} | " + " | ".join(_cell(by_eval.get(k, [])) for k in keys) + " |")
     return "\n".join(lines) + "\n"
